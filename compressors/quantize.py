@@ -1,0 +1,42 @@
+"""Post-training quantization: decides precision and statistics; the runtime realises them.
+
+fp32 keeps the model as it is; fp16 stores weights in half precision; int8_dynamic quantizes
+weights ahead of time and activations at run time; int8_static also fixes activation ranges
+from the task's calibration split with the chosen statistics.
+"""
+
+from dataclasses import dataclass
+
+from slimsweep.compressors.base import (
+    CompressedModel,
+    QuantizationPlan,
+    StageContext,
+    register_stage,
+)
+from slimsweep.sweeps.errors import ConfigError, require_choice
+
+PRECISIONS = ("fp32", "fp16", "int8_dynamic", "int8_static")
+CALIBRATIONS = ("minmax", "percentile", "entropy")
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    precision: str = "int8_static"
+    per_channel: bool = True  # one scale per output channel of a weight (int8 only)
+    calibration: str = "minmax"  # activation statistics (int8_static only)
+
+    def __post_init__(self) -> None:
+        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("calibration", self.calibration, CALIBRATIONS)
+        if not isinstance(self.per_channel, bool):
+            raise ConfigError(f"per_channel={self.per_channel!r} must be true or false")
+
+
+@register_stage("quantize", QuantizeConfig)
+def quantize(model: CompressedModel, config: QuantizeConfig, ctx: StageContext) -> CompressedModel:
+    if model.quantization is not None:
+        raise ValueError("quantize runs once per recipe; this model is already quantized")
+    if config.precision == "fp32":
+        return model
+    plan = QuantizationPlan(config.precision, config.per_channel, config.calibration)
+    return CompressedModel(model.module, plan)

@@ -1,0 +1,1 @@
+"""Hydra configs shipped with slimsweep: composed by `slimsweep.sweeps.config`."""

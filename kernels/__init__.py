@@ -1,0 +1,1 @@
+"""Packed INT8/INT4 matmul kernels (Triton for GPU, plain-torch reference) live here."""

@@ -1,0 +1,1 @@
+"""The engine: CLI, config, search space → Optuna, driver (Optuna ⇄ Ray), trial, Pareto front."""

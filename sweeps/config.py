@@ -1,0 +1,114 @@
+"""Compose the Hydra config and check all of it before anything launches."""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.plugins import Plugins
+from slimsweep.sweeps.settings import (
+    QUALITY,
+    ClusterSettings,
+    RuntimeConfig,
+    SearchSettings,
+    SweepSettings,
+    TrackingSettings,
+)
+from slimsweep.sweeps.space import Space
+from slimsweep.sweeps.typed import typed
+
+SECTIONS = ("sweep", "search", "cluster", "tracking", "runtime", "task", "space", "plugins")
+
+
+@dataclass(frozen=True)
+class Settings:
+    sweep: SweepSettings
+    search: SearchSettings
+    cluster: ClusterSettings
+    tracking: TrackingSettings
+    runtime: RuntimeConfig
+    task: dict[str, Any]
+    space: Space
+    plugins: Plugins
+    quality_metric: str  # the task's name for its metric, e.g. "accuracy"
+    resolved: dict[str, Any]  # the whole config as composed, logged with every run
+
+    def metric_names(self) -> list[str]:
+        """Objective names as a user reads them: `quality` becomes the task's metric."""
+        return [
+            self.quality_metric if o.metric == QUALITY else o.metric for o in self.search.objectives
+        ]
+
+
+def compose(overrides: list[str]) -> dict[str, Any]:
+    """The config from conf/ plus Hydra overrides, resolved, with `sweep.dir` made absolute."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        with initialize_config_module(config_module="slimsweep.conf", version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=overrides)
+        cfg.sweep.dir = str(Path(cfg.sweep.dir).expanduser().resolve())
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_explain(str(error), overrides)) from None
+    for key in resolved:
+        if key not in SECTIONS:
+            raise ConfigError(f"unknown key {key!r}; allowed top-level keys: {', '.join(SECTIONS)}")
+    return resolved
+
+
+def load_settings(overrides: list[str]) -> Settings:
+    """Everything a sweep needs, checked: a wrong key or value fails here, naming it."""
+    from slimsweep.compressors import STAGES
+    from slimsweep.sweeps.runtimes import runtime_config
+    from slimsweep.sweeps.space import parse_space
+    from slimsweep.sweeps.task import build_task
+
+    resolved = compose(overrides)
+    plugins = Plugins(tuple(resolved.get("plugins") or ()), os.getcwd())
+    plugins.load()
+    try:
+        task = build_task(resolved["task"])
+    except Exception as error:
+        raise ConfigError(
+            f"task: cannot build {resolved['task'].get('_target_')!r}: {error}"
+        ) from None
+    stage_configs = {name: STAGES.get(name).config_type for name in STAGES}
+    return Settings(
+        sweep=typed(SweepSettings, resolved["sweep"], "sweep"),
+        search=typed(SearchSettings, resolved["search"], "search"),
+        cluster=typed(ClusterSettings, resolved["cluster"], "cluster"),
+        tracking=typed(TrackingSettings, resolved["tracking"], "tracking"),
+        runtime=runtime_config(resolved["runtime"]),
+        task=resolved["task"],
+        space=parse_space(resolved["space"], stage_configs),
+        plugins=plugins,
+        quality_metric=task.metric,
+        resolved=resolved,
+    )
+
+
+def _explain(message: str, overrides: list[str]) -> str:
+    """Hydra's message in one paragraph, plus the keys allowed where an unknown one was given."""
+    text = " ".join(line.strip() for line in message.strip().splitlines() if line.strip())
+    text = text.split(" Config search path:")[0]
+    unknown = re.match(r"Could not override '([^']+)'", text)
+    if not unknown:
+        return text
+    path = unknown.group(1)
+    node: Any = compose([o for o in overrides if not o.lstrip("+~").startswith(path)])
+    walked = []
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join([*walked, part])
+            allowed = ", ".join(node) if isinstance(node, dict) else "none (not a mapping)"
+            return f"unknown key {where!r}; allowed keys there: {allowed}"
+        walked.append(part)
+        node = node[part]
+    return text

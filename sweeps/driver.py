@@ -1,0 +1,173 @@
+"""The driver: asks Optuna for recipes, runs them as Ray tasks, tells Optuna what they measured.
+
+It alone talks to the study and to MLflow; this is the one module that imports Ray.
+"""
+
+import contextlib
+import fcntl
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.errors import SweepError
+from slimsweep.sweeps.pareto import METRICS_ATTR, RECIPE_ATTR, RUN_ID_ATTR, front
+from slimsweep.sweeps.settings import QUALITY
+from slimsweep.sweeps.space import describe_recipe
+from slimsweep.sweeps.study import build_sampler, finished_count, interrupted_trials, open_study
+from slimsweep.sweeps.tracking import Tracker
+from slimsweep.sweeps.trial import TrialRequest, TrialResult, run_trial
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class _Running:
+    trial: optuna.Trial
+    run_id: str
+
+
+def run_sweep(settings: Settings, report: Report = print) -> optuna.Study:
+    """Run the sweep to `search.n_trials` finished trials; safe to call again to resume."""
+    _quiet_libraries()
+    sampler = build_sampler(settings.search.sampler)
+    workdir = Path(settings.sweep.dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _sweep_lock(workdir, settings.sweep.name):
+        study = open_study(settings, sampler)
+        tracker = Tracker(
+            settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name
+        )
+        tracker.log_sweep_config(settings.resolved)
+        for stale in interrupted_trials(study):
+            if RUN_ID_ATTR in stale.user_attrs:
+                tracker.fail_trial(
+                    stale.user_attrs[RUN_ID_ATTR],
+                    "the driver stopped before this trial finished; its recipe is run again",
+                    status="KILLED",
+                )
+            report(f"trial {stale.number} was interrupted; its recipe will run again")
+        remaining = settings.search.n_trials - finished_count(study)
+        report(
+            f"sweep {settings.sweep.name!r}: {finished_count(study)} trials finished, "
+            f"{max(remaining, 0)} to run; stores in {workdir}"
+        )
+        if remaining > 0:
+            _run_trials(settings, study, tracker, remaining, report)
+        rows = front(study)
+        tracker.finish_sweep({r.run_id for r in rows}, _trial_run_ids(study))
+    return study
+
+
+def _run_trials(
+    settings: Settings, study: optuna.Study, tracker: Tracker, remaining: int, report: Report
+) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address=settings.cluster.address,
+            num_cpus=settings.cluster.num_cpus if settings.cluster.address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+        )
+    remote_trial = ray.remote(num_cpus=settings.cluster.cpus_per_trial)(run_trial)
+    running: dict[ray.ObjectRef, _Running] = {}
+    launched = 0
+    while launched < remaining or running:
+        while launched < remaining and len(running) < settings.search.parallelism:
+            trial = study.ask()
+            recipe = settings.space.sample(trial)
+            summary = describe_recipe(recipe)
+            run_id = tracker.start_trial(trial.number, trial.params, summary, settings.resolved)
+            trial.set_user_attr(RECIPE_ATTR, summary)
+            trial.set_user_attr(RUN_ID_ATTR, run_id)
+            request = TrialRequest(
+                trial.number,
+                recipe,
+                settings.task,
+                settings.runtime,
+                str(Path(settings.sweep.cache_dir).resolve()),
+                settings.plugins,
+            )
+            running[remote_trial.remote(request)] = _Running(trial, run_id)
+            launched += 1
+            report(f"trial {trial.number} started: {summary}")
+        done, _ = ray.wait(list(running), num_returns=1)
+        for ref in done:
+            entry = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                result = TrialResult(entry.trial.number, error=f"Ray lost the trial: {error}")
+            _record(settings, study, tracker, entry, result, report)
+
+
+def _record(
+    settings: Settings,
+    study: optuna.Study,
+    tracker: Tracker,
+    entry: _Running,
+    result: TrialResult,
+    report: Report,
+) -> None:
+    """MLflow first, then Optuna: a told trial always has its run and artifact logged."""
+    number = entry.trial.number
+    if result.error is None:
+        values = [
+            result.metrics[settings.quality_metric if o.metric == QUALITY else o.metric]
+            for o in settings.search.objectives
+        ]
+        try:
+            tracker.finish_trial(
+                entry.run_id, result.metrics, result.artifact_name, result.artifact, result.sha256
+            )
+        except Exception as error:
+            failed = TrialResult(number, error=f"recording the trial failed: {error!r}")
+            _record(settings, study, tracker, entry, failed, report)
+            return
+        entry.trial.set_user_attr(METRICS_ATTR, result.metrics)
+        study.tell(entry.trial, values)
+        shown = ", ".join(
+            f"{n}={v:.4g}" for n, v in zip(settings.metric_names(), values, strict=True)
+        )
+        report(f"trial {number} done: {shown}")
+    else:
+        tracker.fail_trial(entry.run_id, result.error)
+        entry.trial.set_user_attr("failure", result.error.strip().splitlines()[-1][:1000])
+        study.tell(entry.trial, state=optuna.trial.TrialState.FAIL)
+        report(f"trial {number} failed: {result.error.strip().splitlines()[-1]}")
+
+
+def _trial_run_ids(study: optuna.Study) -> list[str]:
+    return [
+        t.user_attrs[RUN_ID_ATTR]
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if RUN_ID_ATTR in t.user_attrs
+    ]
+
+
+def _quiet_libraries() -> None:
+    """Keep the console for trial progress: library chatter goes to their own logs."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("mlflow", "alembic", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _sweep_lock(workdir: Path, name: str) -> Iterator[None]:
+    """One driver per sweep: a second `slimsweep run` of the same sweep is refused."""
+    path = workdir / f"{name}.lock"
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepError(
+                f"sweep {name!r} is already being run by another driver ({path})"
+            ) from None
+        yield

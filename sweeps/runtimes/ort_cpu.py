@@ -1,0 +1,60 @@
+"""ONNX Runtime on the CPU execution provider: the artifact is one .onnx file."""
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from slimsweep.compressors.base import CompressedModel
+from slimsweep.sweeps.runtimes.base import RUNTIMES
+from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
+from slimsweep.sweeps.runtimes.onnx_storage import store_sparse_where_smaller
+from slimsweep.sweeps.runtimes.ort_quantize import ORT_REALISERS
+from slimsweep.sweeps.settings import RuntimeConfig
+from slimsweep.sweeps.task import Inputs, Predict
+
+
+@dataclass
+class OrtCpuConfig(RuntimeConfig):
+    sparse_initializers: bool = True
+
+
+@RUNTIMES.register("ort_cpu")
+class OrtCpuRuntime:
+    config_type = OrtCpuConfig
+    artifact_name = "model.onnx"
+
+    def __init__(self, config: OrtCpuConfig) -> None:
+        self.config = config
+
+    def export(
+        self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
+    ) -> None:
+        with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
+            float_path = Path(scratch) / "float.onnx"
+            export_onnx(model.module, example, float_path)
+            if model.quantization is None:
+                shutil.copyfile(float_path, path)
+            else:
+                realise = ORT_REALISERS.get(model.quantization.precision)
+                realise(float_path, path, model.quantization, calibration)
+        if self.config.sparse_initializers:
+            proto = onnx.load(path)
+            if store_sparse_where_smaller(proto):
+                onnx.save(proto, path)
+
+    def load(self, path: Path) -> Predict:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.config.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+        def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            return session.run([OUTPUT_NAME], inputs)[0]
+
+        return predict

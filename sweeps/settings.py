@@ -1,0 +1,102 @@
+"""Typed views of the composed config; each checks its own values with a message naming the key."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from slimsweep.sweeps.errors import ConfigError, require_choice
+
+# The objective name that stands for the task's own quality metric (accuracy, fidelity, ...).
+QUALITY = "quality"
+# What a trial measures and an objective may name.
+METRICS = (QUALITY, "size_bytes", "latency_ms_median", "latency_ms_p90", "param_count")
+
+
+@dataclass
+class SweepSettings:
+    name: str
+    dir: str
+    storage: str
+    cache_dir: str
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"sweep.name={self.name!r} must be a non-empty name without '/'")
+
+
+@dataclass
+class Objective:
+    metric: str
+    direction: str
+
+    def __post_init__(self) -> None:
+        require_choice("search.objectives[].direction", self.direction, ("maximize", "minimize"))
+
+
+@dataclass
+class SearchSettings:
+    n_trials: int
+    parallelism: int
+    sampler: dict[str, Any]
+    objectives: list[Objective]
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ConfigError(f"search.n_trials={self.n_trials} must be at least 1")
+        if self.parallelism < 1:
+            raise ConfigError(f"search.parallelism={self.parallelism} must be at least 1")
+        if "_target_" not in self.sampler:
+            raise ConfigError("search.sampler needs a _target_ (e.g. optuna.samplers.TPESampler)")
+        metrics = [objective.metric for objective in self.objectives]
+        for metric in metrics:
+            require_choice("search.objectives[].metric", metric, METRICS)
+        if not metrics:
+            raise ConfigError("search.objectives is empty; name at least one metric")
+        if len(set(metrics)) != len(metrics):
+            raise ConfigError(f"search.objectives names a metric twice: {metrics}")
+
+
+@dataclass
+class ClusterSettings:
+    address: str | None = None
+    num_cpus: int | None = None
+    cpus_per_trial: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cpus_per_trial < 1:
+            raise ConfigError(f"cluster.cpus_per_trial={self.cpus_per_trial} must be at least 1")
+        if self.num_cpus is not None and self.num_cpus < self.cpus_per_trial:
+            raise ConfigError(
+                f"cluster.num_cpus={self.num_cpus} is less than "
+                f"cluster.cpus_per_trial={self.cpus_per_trial}: no trial could ever start"
+            )
+
+
+@dataclass
+class TrackingSettings:
+    uri: str
+    artifact_root: str
+
+
+@dataclass
+class LatencySettings:
+    warmup: int = 10
+    repeats: int = 50
+
+    def __post_init__(self) -> None:
+        if self.warmup < 0:
+            raise ConfigError(f"runtime.latency.warmup={self.warmup} must be 0 or more")
+        if self.repeats < 1:
+            raise ConfigError(f"runtime.latency.repeats={self.repeats} must be at least 1")
+
+
+@dataclass
+class RuntimeConfig:
+    """What every runtime needs; a runtime subclasses it with its own options."""
+
+    name: str
+    threads: int = 1
+    latency: LatencySettings = field(default_factory=LatencySettings)
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"runtime.threads={self.threads} must be at least 1")

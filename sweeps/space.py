@@ -1,0 +1,264 @@
+"""The YAML search space, checked against the stages' own configs, sampled define-by-run.
+
+A recipe has ordered slots; each slot picks a registered stage (or "none") and that stage's
+parameters. Every value a space can produce is tried against the stage's config before any
+trial launches, so a bad range fails on the command line, not in the middle of a sweep.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from slimsweep.sweeps.errors import ConfigError
+
+NO_STAGE = "none"
+_SPEC_KEYS = ("choices", "low", "high", "step", "log", "value", "when")
+
+
+class SuggestsParams(Protocol):
+    """The part of `optuna.Trial` a space needs (FixedTrial satisfies it too)."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+    def suggest_float(self, name: str, low: float, high: float, **kwargs: Any) -> float: ...
+    def suggest_int(self, name: str, low: int, high: int, **kwargs: Any) -> int: ...
+
+
+@dataclass(frozen=True)
+class RecipeStep:
+    """One applied stage: what the trial runs and what MLflow records."""
+
+    slot: str
+    stage: str
+    params: dict[str, Any]
+
+    def __str__(self) -> str:
+        return f"{self.stage}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+
+
+def describe_recipe(recipe: list[RecipeStep]) -> str:
+    """The recipe in one line, as tables and MLflow show it."""
+    return " → ".join(str(step) for step in recipe) or "baseline (no compression)"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A leaf of the space: fixed, a choice, or a numeric range; maybe conditional."""
+
+    name: str  # "slot.key", the Optuna parameter name
+    key: str
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    value: Any = None
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    @property
+    def searched(self) -> bool:
+        return self.choices is not None or self.low is not None
+
+    def candidates(self) -> list[Any]:
+        """Values that span what this leaf can produce, for checking against a stage config."""
+        if self.choices is not None:
+            return list(self.choices)
+        if self.low is not None:
+            return [self.low, self.high]
+        return [self.value]
+
+    def contains(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if self.low is not None:
+            return isinstance(value, int | float) and self.low <= value <= self.high
+        return value == self.value
+
+    def suggest(self, trial: SuggestsParams) -> Any:
+        if self.choices is not None:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.low is None:
+            return self.value
+        if all(isinstance(v, int) for v in (self.low, self.high, self.step or 1)):
+            return trial.suggest_int(
+                self.name, self.low, self.high, step=self.step or 1, log=self.log
+            )
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    stage: Param
+    params: tuple[Param, ...]
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    slots: tuple[Slot, ...]
+    enqueue: tuple[dict[str, Any], ...] = ()
+
+    def sample(self, trial: SuggestsParams) -> list[RecipeStep]:
+        """Ask the trial for exactly the parameters that exist under the values drawn so far."""
+        chosen: dict[str, Any] = {}
+        recipe = []
+        for slot in self.slots:
+            stage = slot.stage.suggest(trial)
+            chosen[slot.stage.name] = stage
+            if stage == NO_STAGE:
+                continue
+            params = {}
+            for param in slot.params:
+                if all(chosen.get(ref, _ABSENT) in values for ref, values in param.when):
+                    chosen[param.name] = params[param.key] = param.suggest(trial)
+            recipe.append(RecipeStep(slot.name, stage, params))
+        return recipe
+
+    def searched_params(self) -> dict[str, Param]:
+        return {p.name: p for slot in self.slots for p in (slot.stage, *slot.params) if p.searched}
+
+
+_ABSENT = object()
+
+
+def parse_space(node: Mapping[str, Any], stage_configs: Mapping[str, type]) -> Space:
+    """Build a Space from the `space` config node; `stage_configs` maps stage name → config type."""
+    _require_keys("space", node, ("name", "recipe", "enqueue"))
+    recipe = node.get("recipe") or {}
+    if not isinstance(recipe, Mapping) or not recipe:
+        raise ConfigError("space.recipe must map slot names to stages; it is empty")
+    defined: dict[str, Param] = {}
+    slots = tuple(
+        _parse_slot(slot_name, spec, stage_configs, defined) for slot_name, spec in recipe.items()
+    )
+    space = Space(str(node.get("name", "space")), slots)
+    enqueue = tuple(_check_enqueued(space, i, e) for i, e in enumerate(node.get("enqueue") or []))
+    return Space(space.name, space.slots, enqueue)
+
+
+def _parse_slot(
+    slot_name: str,
+    spec: Any,
+    stage_configs: Mapping[str, type],
+    defined: dict[str, Param],
+) -> Slot:
+    where = f"space.recipe.{slot_name}"
+    if not isinstance(spec, Mapping) or "stage" not in spec:
+        raise ConfigError(f"{where} must be a mapping with a 'stage' key")
+    stage = _parse_param(slot_name, "stage", spec["stage"], defined)
+    for name in stage.candidates():
+        if name != NO_STAGE and name not in stage_configs:
+            known = ", ".join(sorted(stage_configs))
+            raise ConfigError(f"{where}.stage: unknown stage {name!r}; registered: {known}")
+    defined[stage.name] = stage
+    params = []
+    for key, param_spec in spec.items():
+        if key == "stage":
+            continue
+        param = _parse_param(slot_name, key, param_spec, defined)
+        for stage_name in _stages_param_applies_to(stage, param):
+            _check_against_stage(f"{where}.{key}", param, stage_name, stage_configs[stage_name])
+        defined[param.name] = param
+        params.append(param)
+    return Slot(slot_name, stage, tuple(params))
+
+
+def _parse_param(slot: str, key: str, spec: Any, defined: Mapping[str, Param]) -> Param:
+    where = f"space.recipe.{slot}.{key}"
+    name = f"{slot}.{key}"
+    if not isinstance(spec, Mapping):
+        return Param(name, key, value=spec)
+    _require_keys(where, spec, _SPEC_KEYS)
+    when = tuple(
+        _parse_condition(where, slot, ref, v, defined)
+        for ref, v in (spec.get("when") or {}).items()
+    )
+    if "choices" in spec:
+        choices = tuple(spec["choices"])
+        if not choices or len(set(map(repr, choices))) != len(choices):
+            raise ConfigError(f"{where}.choices must be a non-empty list without repeats")
+        return Param(name, key, choices=choices, when=when)
+    if "low" in spec or "high" in spec:
+        low, high = spec.get("low"), spec.get("high")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
+            raise ConfigError(f"{where} needs numeric low and high; got low={low!r} high={high!r}")
+        if low > high:
+            raise ConfigError(f"{where}: low={low} is greater than high={high}")
+        step, log = spec.get("step"), bool(spec.get("log", False))
+        if step is not None and (not isinstance(step, int | float) or step <= 0):
+            raise ConfigError(f"{where}.step={step!r} must be a positive number")
+        if log and low <= 0:
+            raise ConfigError(f"{where}: log=true needs low > 0; got low={low}")
+        return Param(name, key, low=low, high=high, step=step, log=log, when=when)
+    if "value" in spec:
+        return Param(name, key, value=spec["value"], when=when)
+    raise ConfigError(f"{where} needs one of: choices, low/high, value")
+
+
+def _parse_condition(
+    where: str, slot: str, ref: str, values: Any, defined: Mapping[str, Param]
+) -> tuple[str, tuple[Any, ...]]:
+    full = ref if "." in ref else f"{slot}.{ref}"
+    if full not in defined:
+        raise ConfigError(
+            f"{where}.when refers to {ref!r}, which is not a parameter defined before it"
+        )
+    values = tuple(values) if isinstance(values, list | tuple) else (values,)
+    for value in values:
+        if not defined[full].contains(value):
+            raise ConfigError(f"{where}.when: {ref}={value!r} can never happen")
+    return full, values
+
+
+def _stages_param_applies_to(stage: Param, param: Param) -> list[str]:
+    conditions = dict(param.when)
+    names = conditions.get(stage.name, tuple(stage.candidates()))
+    return [name for name in names if name != NO_STAGE]
+
+
+def _check_against_stage(where: str, param: Param, stage_name: str, config_type: type) -> None:
+    allowed = [f.name for f in fields(config_type)]
+    if param.key not in allowed:
+        raise ConfigError(
+            f"{where}: stage {stage_name!r} has no parameter {param.key!r}; "
+            f"it has: {', '.join(allowed)}"
+        )
+    for value in param.candidates():
+        try:
+            config_type(**{param.key: value})
+        except (ConfigError, TypeError, ValueError) as error:
+            raise ConfigError(f"{where} (stage {stage_name}): {error}") from None
+
+
+def _check_enqueued(space: Space, index: int, entry: Any) -> dict[str, Any]:
+    import optuna
+
+    where = f"space.enqueue[{index}]"
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where} must map slots to {{param: value}}")
+    flat = {
+        f"{slot}.{key}": value
+        for slot, params in entry.items()
+        for key, value in (params or {}).items()
+    }
+    searched = space.searched_params()
+    for name, value in flat.items():
+        if name not in searched:
+            raise ConfigError(f"{where}: {name!r} is not a searched parameter of the space")
+        if not searched[name].contains(value):
+            raise ConfigError(f"{where}: {name}={value!r} is outside the space")
+    probe = optuna.trial.FixedTrial(flat)
+    try:
+        space.sample(probe)
+    except ValueError as error:
+        raise ConfigError(f"{where} leaves a parameter unset: {error}") from None
+    unused = set(flat) - set(probe.params)
+    if unused:
+        raise ConfigError(f"{where}: {sorted(unused)} do not exist under the other values given")
+    return flat
+
+
+def _require_keys(where: str, node: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in node:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}")

@@ -1,0 +1,83 @@
+"""The Optuna study behind a sweep: created or resumed, and the budget it has left."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.errors import ConfigError, SweepError
+
+REQUEUED_FROM = "requeued_from"
+LAST_RUN_AT = "last_run_at"
+
+
+def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    from hydra.utils import instantiate
+
+    try:
+        sampler = instantiate(sampler_config)
+    except Exception as error:
+        raise ConfigError(
+            f"search.sampler: cannot build {sampler_config.get('_target_')!r}: {error}"
+        ) from None
+    if not isinstance(sampler, optuna.samplers.BaseSampler):
+        raise ConfigError(f"search.sampler: {type(sampler).__name__} is not an Optuna sampler")
+    return sampler
+
+
+def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the sweep's study, or load it to resume; objectives must not change midway."""
+    directions = [o.direction for o in settings.search.objectives]
+    names = settings.metric_names()
+    study = optuna.create_study(
+        study_name=settings.sweep.name,
+        storage=settings.sweep.storage,
+        sampler=sampler,
+        directions=directions,
+        load_if_exists=True,
+    )
+    if study.metric_names is not None and list(study.metric_names) != names:
+        raise SweepError(
+            f"sweep {settings.sweep.name!r} was started with objectives {study.metric_names}; "
+            f"this config asks for {names}. Use another sweep.name."
+        )
+    if [d.name.lower() for d in study.directions] != directions:
+        raise SweepError(f"sweep {settings.sweep.name!r} was started with other directions")
+    study.set_metric_names(names)
+    study.set_user_attr(LAST_RUN_AT, datetime.now(UTC).isoformat())
+    for params in settings.space.enqueue:
+        study.enqueue_trial(params, skip_if_exists=True)
+    return study
+
+
+def interrupted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials left RUNNING by a driver that died: failed now, their params asked again."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study.tell(trial.number, state=TrialState.FAIL)
+        study.enqueue_trial(trial.params, user_attrs={REQUEUED_FROM: trial.number})
+    return stale
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count toward n_trials: an interrupted one is replaced by its re-run."""
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
+    return done - sum(REQUEUED_FROM in t.user_attrs for t in trials)
+
+
+def open_existing(storage: str, name: str | None) -> optuna.Study:
+    """A study to read: the named one, or the one run most recently."""
+    try:
+        names = optuna.get_all_study_names(storage)
+    except Exception as error:
+        raise SweepError(f"cannot read sweeps from {storage}: {error}") from None
+    if not names:
+        raise SweepError(f"no sweeps in {storage}; run `slimsweep run` first")
+    if name is None:
+        studies = [optuna.load_study(study_name=n, storage=storage) for n in names]
+        return max(studies, key=lambda s: s.user_attrs.get(LAST_RUN_AT, ""))
+    if name not in names:
+        raise SweepError(f"unknown sweep {name!r}; known: {', '.join(sorted(names))}")
+    return optuna.load_study(study_name=name, storage=storage)

@@ -1,0 +1,96 @@
+"""The task protocol: what is compressed and how it is judged.
+
+A task is any `_target_` builder returning an object with these members. slimsweep trains
+(or loads) the baseline once per node and caches its weights, keyed by the task's config.
+"""
+
+import fcntl
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+Inputs = dict[str, torch.Tensor]
+Batch = tuple[Inputs, torch.Tensor]  # named model inputs, and the targets the metric needs
+Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Fixed, disjoint splits: train (fine-tuning), calibration (PTQ statistics), eval."""
+
+    train: list[Batch]
+    calibration: list[Batch]
+    eval: list[Batch]
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+    metric: str  # name of the quality metric; higher is better
+
+    def build_model(self) -> torch.nn.Module:
+        """The baseline's architecture, with whatever weights it starts from."""
+
+    def train_baseline(self, model: torch.nn.Module, data: TaskData) -> None:
+        """Fit the baseline in place (or do nothing for a pretrained model); runs once a node."""
+
+    def load_data(self) -> TaskData: ...
+
+    def latency_inputs(self) -> Inputs:
+        """The fixed batch that latency is measured on."""
+
+    def score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        """The quality metric over the whole eval split, outputs stacked along axis 0."""
+
+
+def build_task(task_config: Mapping[str, Any]) -> Task:
+    from hydra.utils import instantiate
+
+    task = instantiate(dict(task_config), _convert_="all")
+    if not isinstance(task, Task):
+        missing = [m for m in ("name", "metric", *_METHODS) if not hasattr(task, m)]
+        raise TypeError(f"task {type(task).__name__} lacks {', '.join(missing)}")
+    return task
+
+
+_METHODS = ("build_model", "train_baseline", "load_data", "latency_inputs", "score")
+
+
+def config_hash(task_config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(task_config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_baseline(
+    task: Task, task_config: Mapping[str, Any], data: TaskData, cache_dir: Path
+) -> torch.nn.Module:
+    """The trained baseline, from the node's cache or trained now under a lock (once a node)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = f"{task.name}-{config_hash(task_config)}"
+    weights = cache_dir / f"{key}.pt"
+    model = task.build_model()
+    with open(cache_dir / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not weights.exists():
+            task.train_baseline(model, data)
+            partial = weights.with_suffix(".partial")
+            torch.save(model.state_dict(), partial)
+            partial.rename(weights)
+        else:
+            model.load_state_dict(torch.load(weights, weights_only=True))
+    return model.eval()
+
+
+def evaluate(task: Task, predict: Predict, batches: list[Batch]) -> float:
+    """The task's metric computed on what the runtime predicts, not on the torch model."""
+    outputs = [predict({k: v.numpy() for k, v in inputs.items()}) for inputs, _ in batches]
+    targets = [t.numpy() for _, t in batches]
+    value = task.score(np.concatenate(outputs), np.concatenate(targets))
+    if not isinstance(value, int | float | np.floating) or not np.isfinite(value):
+        raise TypeError(f"task {task.name} score() returned {value!r}, not a finite number")
+    return float(value)

@@ -1,0 +1,109 @@
+"""MLflow: a parent run per sweep, a child run per trial. The only module that imports mlflow."""
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SWEEP_TAG = "slimsweep.sweep"
+ROLE_TAG = "slimsweep.role"
+
+
+class Tracker:
+    def __init__(self, uri: str, artifact_root: str, sweep_name: str) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+        experiment = self.client.get_experiment_by_name(sweep_name)
+        if experiment is None:
+            local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+            location = Path(artifact_root).resolve().as_uri() if local else None
+            self.experiment_id = self.client.create_experiment(
+                sweep_name, artifact_location=location
+            )
+        else:
+            self.experiment_id = experiment.experiment_id
+        self.sweep_name = sweep_name
+        self.sweep_run_id = self._sweep_run()
+
+    def _sweep_run(self) -> str:
+        """The sweep's parent run: found again when the sweep resumes."""
+        found = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'sweep'", max_results=1
+        )
+        if found:
+            self.client.update_run(found[0].info.run_id, status="RUNNING")
+            return found[0].info.run_id
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=self.sweep_name,
+            tags={ROLE_TAG: "sweep", SWEEP_TAG: self.sweep_name},
+        )
+        return run.info.run_id
+
+    def log_sweep_config(self, config: dict[str, Any]) -> None:
+        self.client.log_text(
+            self.sweep_run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml"
+        )
+
+    def start_trial(
+        self, number: int, params: dict[str, Any], recipe: str, config: dict[str, Any]
+    ) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{number:04d}",
+            tags={
+                "mlflow.parentRunId": self.sweep_run_id,
+                ROLE_TAG: "trial",
+                SWEEP_TAG: self.sweep_name,
+                "slimsweep.trial": str(number),
+                "slimsweep.recipe": recipe,
+            },
+        )
+        from mlflow.entities import Param
+
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self.client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
+        return run_id
+
+    def finish_trial(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        artifact_name: str,
+        artifact: bytes,
+        sha256: str,
+    ) -> None:
+        """Log what was measured; the artifact is checked against the worker's sha256 first."""
+        from mlflow.entities import Metric
+
+        if hashlib.sha256(artifact).hexdigest() != sha256:
+            raise RuntimeError(f"artifact of run {run_id} changed in transit (sha256 mismatch)")
+        with tempfile.TemporaryDirectory(prefix="slimsweep-log-") as scratch:
+            path = Path(scratch) / artifact_name
+            path.write_bytes(artifact)
+            self.client.log_artifact(run_id, str(path))
+        self.client.set_tag(run_id, "slimsweep.artifact_sha256", sha256)
+        self.client.log_batch(
+            run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]
+        )
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def fail_trial(self, run_id: str, reason: str, *, status: str = "FAILED") -> None:
+        self.client.set_tag(run_id, "slimsweep.failure", _last_line(reason)[:4000])
+        self.client.log_text(run_id, reason, "failure.txt")
+        self.client.set_terminated(run_id, status)
+
+    def finish_sweep(self, front_run_ids: set[str], trial_run_ids: list[str]) -> None:
+        """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front."""
+        for run_id in trial_run_ids:
+            self.client.set_tag(run_id, "pareto", str(run_id in front_run_ids).lower())
+        self.client.set_terminated(self.sweep_run_id, "FINISHED")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text

@@ -1,0 +1,111 @@
+"""One trial, run on a Ray worker: build the compressed model, export it, measure it.
+
+Workers never open the study or the tracking store; they return what they measured and the
+artifact's bytes, and the driver records both.
+"""
+
+import copy
+import functools
+import hashlib
+import json
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from slimsweep.sweeps.plugins import Plugins
+from slimsweep.sweeps.settings import RuntimeConfig
+from slimsweep.sweeps.space import RecipeStep
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    number: int
+    recipe: list[RecipeStep]
+    task_config: dict[str, Any]
+    runtime: RuntimeConfig
+    cache_dir: str
+    plugins: Plugins = Plugins()
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    number: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifact_name: str = ""
+    artifact: bytes = b""
+    sha256: str = ""
+    error: str | None = None  # the traceback, when the trial failed
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    task: Any
+    data: Any
+    baseline: torch.nn.Module
+
+
+@functools.cache
+def _prepare(task_json: str, cache_dir: str) -> _Prepared:
+    """Task, data and trained baseline, once per worker process (and trained once per node)."""
+    from slimsweep.sweeps.task import build_task, load_baseline
+
+    task_config = json.loads(task_json)
+    task = build_task(task_config)
+    data = task.load_data()
+    return _Prepared(task, data, load_baseline(task, task_config, data, Path(cache_dir)))
+
+
+def run_trial(request: TrialRequest) -> TrialResult:
+    """Never raises: a failure comes back as a result carrying its traceback."""
+    try:
+        return _run(request)
+    except Exception:
+        return TrialResult(request.number, error=traceback.format_exc())
+
+
+def _run(request: TrialRequest) -> TrialResult:
+    from slimsweep.compressors import STAGES, CompressedModel, StageContext
+    from slimsweep.sweeps.bench import measure_latency
+    from slimsweep.sweeps.runtimes import build_runtime
+    from slimsweep.sweeps.task import evaluate
+
+    started = time.perf_counter()
+    request.plugins.load()
+    prepared = _prepare(json.dumps(request.task_config, sort_keys=True), request.cache_dir)
+    task, data = prepared.task, prepared.data
+    model = CompressedModel(copy.deepcopy(prepared.baseline))
+    context = StageContext(data, seed=request.number)
+    for step in request.recipe:
+        model = STAGES.get(step.stage).run(model, step.params, context)
+    runtime = build_runtime(request.runtime)
+    latency_inputs = task.latency_inputs()
+    with tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch:
+        path = Path(scratch) / runtime.artifact_name
+        runtime.export(model, latency_inputs, [inputs for inputs, _ in data.calibration], path)
+        artifact = path.read_bytes()
+        predict = runtime.load(path)
+        quality = evaluate(task, predict, data.eval)
+        numpy_inputs = {name: tensor.numpy() for name, tensor in latency_inputs.items()}
+        latency = measure_latency(predict, numpy_inputs, request.runtime.latency)
+    parameters = [p for p in model.module.parameters()]
+    metrics = {
+        task.metric: quality,
+        "size_bytes": float(len(artifact)),
+        **latency.as_metrics(),
+        "param_count": float(sum(p.numel() for p in parameters)),
+        "zero_fraction": float(
+            sum((p == 0).sum() for p in parameters) / sum(p.numel() for p in parameters)
+        ),
+        "trial_seconds": time.perf_counter() - started,
+    }
+    return TrialResult(
+        request.number,
+        metrics,
+        runtime.artifact_name,
+        artifact,
+        hashlib.sha256(artifact).hexdigest(),
+    )

@@ -1,0 +1,32 @@
+"""Shared fixtures: the digits task, its data and one trained baseline for the whole session."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from slimsweep.sweeps.task import TaskData, load_baseline
+from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask
+
+DIGITS_CONFIG = {"_target_": "slimsweep.sweeps.tasks.digits_cnn.DigitsCNNTask"}
+
+
+@pytest.fixture(scope="session")
+def baseline_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("baseline-cache")
+
+
+@pytest.fixture(scope="session")
+def digits_task() -> DigitsCNNTask:
+    return DigitsCNNTask()
+
+
+@pytest.fixture(scope="session")
+def digits_data(digits_task: DigitsCNNTask) -> TaskData:
+    return digits_task.load_data()
+
+
+@pytest.fixture(scope="session")
+def trained_digits(
+    digits_task: DigitsCNNTask, digits_data: TaskData, baseline_cache: Path
+) -> torch.nn.Module:
+    return load_baseline(digits_task, DIGITS_CONFIG, digits_data, baseline_cache)

@@ -1,0 +1,101 @@
+"""ORT artifacts: outputs match torch; quantized files are smaller and run integer ops."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
+from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
+from slimsweep.sweeps.task import evaluate
+
+
+def _export(model: CompressedModel, task, data, path: Path, **options) -> np.ndarray:
+    runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu", **options))
+    runtime.export(model, task.latency_inputs(), [b for b, _ in data.calibration], path)
+    return runtime
+
+
+@pytest.fixture(scope="module")
+def eval_pixels(digits_data) -> np.ndarray:
+    return np.concatenate([b["pixels"].numpy() for b, _ in digits_data.eval])
+
+
+def test_fp32_artifact_matches_torch_for_any_batch(
+    trained_digits, digits_task, digits_data, eval_pixels, tmp_path
+) -> None:
+    runtime = _export(
+        CompressedModel(trained_digits), digits_task, digits_data, tmp_path / "m.onnx"
+    )
+    predict = runtime.load(tmp_path / "m.onnx")
+    for batch in (1, 7, len(eval_pixels)):
+        expected = trained_digits(torch.from_numpy(eval_pixels[:batch])).detach().numpy()
+        np.testing.assert_allclose(
+            predict({"pixels": eval_pixels[:batch]}), expected, atol=1e-4, rtol=1e-4
+        )
+
+
+@pytest.mark.parametrize(
+    ("precision", "ops", "max_ratio", "max_accuracy_drop"),
+    [
+        ("fp16", {"Cast"}, 0.52, 0.01),
+        ("int8_dynamic", {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}, 0.28, 0.02),
+        ("int8_static", {"QuantizeLinear", "DequantizeLinear"}, 0.28, 0.02),
+    ],
+)
+def test_quantized_artifacts_are_smaller_and_stay_accurate(
+    trained_digits, digits_task, digits_data, tmp_path, precision, ops, max_ratio, max_accuracy_drop
+) -> None:
+    fp32 = _export(
+        CompressedModel(trained_digits), digits_task, digits_data, tmp_path / "fp32.onnx"
+    )
+    plan = QuantizationPlan(precision, per_channel=True, calibration="minmax")
+    quant = _export(
+        CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx"
+    )
+    ratio = (tmp_path / "q.onnx").stat().st_size / (tmp_path / "fp32.onnx").stat().st_size
+    assert ratio <= max_ratio
+    assert ops <= {node.op_type for node in onnx.load(tmp_path / "q.onnx").graph.node}
+    accuracy_fp32 = evaluate(digits_task, fp32.load(tmp_path / "fp32.onnx"), digits_data.eval)
+    accuracy_quant = evaluate(digits_task, quant.load(tmp_path / "q.onnx"), digits_data.eval)
+    assert accuracy_quant >= accuracy_fp32 - max_accuracy_drop
+
+
+@pytest.mark.parametrize("calibration", ["minmax", "percentile", "entropy"])
+def test_every_static_calibration_runs(
+    trained_digits, digits_task, digits_data, tmp_path, calibration
+) -> None:
+    plan = QuantizationPlan("int8_static", per_channel=False, calibration=calibration)
+    runtime = _export(
+        CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx"
+    )
+    assert evaluate(digits_task, runtime.load(tmp_path / "q.onnx"), digits_data.eval) > 0.9
+
+
+def test_pruned_model_is_stored_sparsely_with_identical_outputs(
+    trained_digits, digits_task, digits_data, eval_pixels, tmp_path
+) -> None:
+    pruned = STAGES.get("magnitude_prune").run(
+        CompressedModel(copy.deepcopy(trained_digits)), {"sparsity": 0.9}, StageContext(digits_data)
+    )
+    dense = _export(
+        pruned, digits_task, digits_data, tmp_path / "dense.onnx", sparse_initializers=False
+    )
+    sparse = _export(
+        pruned, digits_task, digits_data, tmp_path / "sparse.onnx", sparse_initializers=True
+    )
+    dense_size = (tmp_path / "dense.onnx").stat().st_size
+    sparse_size = (tmp_path / "sparse.onnx").stat().st_size
+    # 10 % of weights kept, each a 4-byte value plus a 4-byte index (2 bytes in small layers):
+    # at most 8/4 * 10 % = 20 % of the dense weights, plus biases and the graph
+    assert sparse_size < 0.21 * dense_size
+    stored_sparse = {
+        t.values.name for t in onnx.load(tmp_path / "sparse.onnx").graph.sparse_initializer
+    }
+    assert {"features.5.weight", "classifier.1.weight", "classifier.3.weight"} <= stored_sparse
+    inputs = {"pixels": eval_pixels}
+    np.testing.assert_array_equal(
+        sparse.load(tmp_path / "sparse.onnx")(inputs), dense.load(tmp_path / "dense.onnx")(inputs)
+    )

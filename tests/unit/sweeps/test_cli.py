@@ -1,0 +1,41 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from slimsweep.sweeps.cli import main
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from slimsweep.sweeps.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "heavy = [m for m in ('torch', 'ray', 'mlflow', 'optuna') if m in sys.modules]\n"
+        "print(__import__('json').dumps(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_wrong_config_exits_nonzero_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", f"sweep.dir={tmp_path / 'runs'}", "search.n_trials=-1"]) == 2
+    assert "search.n_trials=-1 must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_show_config_prints_the_composed_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--show-config", "search.n_trials=7"]) == 0
+    assert "n_trials: 7" in capsys.readouterr().out
+
+
+def test_pareto_without_sweeps_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pareto", f"sweep.dir={tmp_path}"]) == 2
+    assert "no sweeps yet" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+from slimsweep.sweeps.config import compose, load_settings
+from slimsweep.sweeps.errors import ConfigError
+
+
+def test_defaults_compose_into_checked_settings(tmp_path: Path) -> None:
+    settings = load_settings([f"sweep.dir={tmp_path}"])
+    assert settings.sweep.name == "digits_cnn-digits"
+    assert settings.sweep.storage == f"sqlite:///{tmp_path}/optuna.db"
+    assert settings.tracking.uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert settings.metric_names() == ["accuracy", "size_bytes", "latency_ms_median"]
+    assert settings.runtime.threads == settings.cluster.cpus_per_trial == 1
+    assert [slot.name for slot in settings.space.slots] == ["prune", "quantize"]
+
+
+def test_relative_sweep_dir_is_made_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert compose(["sweep.dir=runs"])["sweep"]["dir"] == str(tmp_path / "runs")
+
+
+def test_overrides_reach_the_settings() -> None:
+    settings = load_settings(["search.n_trials=12", "search.parallelism=3", "sweep.name=x"])
+    assert (settings.search.n_trials, settings.search.parallelism, settings.sweep.name) == (
+        12,
+        3,
+        "x",
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "search.n_trail=3",
+            "unknown key 'search.n_trail'; allowed keys there: n_trials, parallelism",
+        ),
+        ("+search.n_trail=3", "unknown key 'search.n_trail'; allowed keys: n_trials, parallelism"),
+        ("colour=red", "unknown key 'colour'; allowed keys there: task, space"),
+        ("search.n_trials=0", "search.n_trials=0 must be at least 1"),
+        (
+            "search.n_trials=many",
+            "search.n_trials: Value 'many' of type 'str' could not be converted",
+        ),
+        ("search.parallelism=0", "search.parallelism=0 must be at least 1"),
+        (
+            "search.objectives=[{metric: speed, direction: minimize}]",
+            "search.objectives[].metric='speed' is not allowed",
+        ),
+        (
+            "search.objectives=[{metric: size_bytes, direction: down}]",
+            "direction='down' is not allowed; choose one of 'maximize', 'minimize'",
+        ),
+        ("runtime.latency.repeats=0", "runtime.latency.repeats=0 must be at least 1"),
+        ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: ort_cpu"),
+        ("cluster.cpus_per_trial=0", "cluster.cpus_per_trial=0 must be at least 1"),
+        (
+            "space.recipe.prune.sparsity.high=1.5",
+            "space.recipe.prune.sparsity (stage magnitude_prune): sparsity=1.5 is out of range",
+        ),
+        ("space.recipe.quantize.precision.choices=[fp32,int3]", "precision='int3' is not allowed"),
+        ("task.epochs=many", "task.epochs='many' must be a whole number of at least 1"),
+        ("task.eval_fraction=2.0", "task.eval_fraction=2.0 is out of range"),
+        ("task=nope", "Could not find 'task/nope'"),
+        ("plugins=[no_such_module]", "plugins: cannot import 'no_such_module'"),
+    ],
+)
+def test_wrong_config_is_refused_naming_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings([override])
+    assert message in str(error.value)

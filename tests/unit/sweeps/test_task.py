@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from slimsweep.sweeps.task import Task, build_task, evaluate, load_baseline
+from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask
+
+
+def test_digits_task_satisfies_the_protocol(digits_task) -> None:
+    assert isinstance(digits_task, Task)
+    assert isinstance(
+        build_task({"_target_": "slimsweep.sweeps.tasks.digits_cnn.DigitsCNNTask"}), Task
+    )
+
+
+def test_splits_are_fixed_by_seed_disjoint_and_complete(digits_data) -> None:
+    def rows(split):
+        return {p.tobytes() for batch, _ in split for p in batch["pixels"].numpy()}
+
+    again = DigitsCNNTask().load_data()
+    for first, second in zip(
+        (digits_data.train, digits_data.calibration, digits_data.eval),
+        (again.train, again.calibration, again.eval),
+        strict=True,
+    ):
+        assert rows(first) == rows(second)
+    train, calibration, held_out = (
+        rows(digits_data.train),
+        rows(digits_data.calibration),
+        rows(digits_data.eval),
+    )
+    sizes = [
+        sum(len(t) for _, t in s)
+        for s in (digits_data.train, digits_data.calibration, digits_data.eval)
+    ]
+    assert sum(sizes) == 1797 and sizes == [1077, 180, 540]
+    # the digits set holds a few duplicate images; splits share no more than those
+    assert len(train & held_out) <= 5 and len(calibration & held_out) <= 5
+
+
+def test_baseline_is_large_and_accurate(trained_digits, digits_task, digits_data) -> None:
+    assert sum(p.numel() for p in trained_digits.parameters()) >= 100_000
+
+    def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return (
+            trained_digits(**{k: torch.from_numpy(v) for k, v in inputs.items()}).detach().numpy()
+        )
+
+    assert evaluate(digits_task, predict, digits_data.eval) >= 0.95
+
+
+def test_baseline_is_trained_once_then_loaded_from_cache(digits_data, tmp_path: Path) -> None:
+    class CountingTask(DigitsCNNTask):
+        trainings = 0
+
+        def train_baseline(self, model, data) -> None:
+            CountingTask.trainings += 1
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(1.0)
+
+    task = CountingTask(epochs=1)
+    first = load_baseline(task, {"epochs": 1}, digits_data, tmp_path)
+    second = load_baseline(task, {"epochs": 1}, digits_data, tmp_path)
+    assert CountingTask.trainings == 1
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
+    load_baseline(task, {"epochs": 2}, digits_data, tmp_path)  # another config, another key
+    assert CountingTask.trainings == 2
+
+
+def test_a_score_that_is_not_a_number_is_refused(digits_data) -> None:
+    class BadTask(DigitsCNNTask):
+        def score(self, outputs, targets):
+            return "high"
+
+    with pytest.raises(TypeError, match="not a finite number"):
+        evaluate(BadTask(), lambda inputs: np.zeros((len(inputs["pixels"]), 10)), digits_data.eval)
