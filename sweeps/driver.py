@@ -43,13 +43,10 @@ def run_sweep(settings: Settings, report: Report = print) -> optuna.Study:
         )
         tracker.log_sweep_config(settings.resolved)
         for stale in interrupted_trials(study):
-            if RUN_ID_ATTR in stale.user_attrs:
-                tracker.fail_trial(
-                    stale.user_attrs[RUN_ID_ATTR],
-                    "the driver stopped before this trial finished; its recipe is run again",
-                    status="KILLED",
-                )
             report(f"trial {stale.number} was interrupted; its recipe will run again")
+        tracker.close_interrupted_trials(
+            "the driver stopped before this trial finished; its recipe is run again"
+        )
         remaining = settings.search.n_trials - finished_count(study)
         report(
             f"sweep {settings.sweep.name!r}: {finished_count(study)} trials finished, "

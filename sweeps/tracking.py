@@ -97,6 +97,17 @@ class Tracker:
         self.client.log_text(run_id, reason, "failure.txt")
         self.client.set_terminated(run_id, status)
 
+    def close_interrupted_trials(self, reason: str) -> int:
+        """Mark KILLED every trial run still RUNNING: only one driver holds a sweep, so these
+        belong to a driver that died (even one that died before Optuna knew the run's id)."""
+        stale = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = 'trial' and attributes.status = 'RUNNING'",
+        )
+        for run in stale:
+            self.fail_trial(run.info.run_id, reason, status="KILLED")
+        return len(stale)
+
     def finish_sweep(self, front_run_ids: set[str], trial_run_ids: list[str]) -> None:
         """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front."""
         for run_id in trial_run_ids:

@@ -4,10 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from slimsweep.sweeps.task import TaskData, load_baseline
+from slimsweep.sweeps.config import compose
+from slimsweep.sweeps.task import TaskData, build_task, load_baseline
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask
 
-DIGITS_CONFIG = {"_target_": "slimsweep.sweeps.tasks.digits_cnn.DigitsCNNTask"}
+# The task node exactly as `slimsweep run` composes it, so every test and every sweep in the
+# session shares one trained baseline through the cache (keyed by this config).
+DIGITS_CONFIG = compose([])["task"]
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +20,7 @@ def baseline_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def digits_task() -> DigitsCNNTask:
-    return DigitsCNNTask()
+    return build_task(DIGITS_CONFIG)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,215 @@
+"""A real sweep end to end: CLI → Optuna (SQLite) ⇄ Ray tasks → MLflow (SQLite)."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+pytestmark = pytest.mark.integration
+
+HERE = Path(__file__).parent
+SWEEP = "it"
+
+
+def sweep_args(workdir: Path, cache: Path, n_trials: int) -> list[str]:
+    return [
+        f"sweep.dir={workdir}",
+        f"sweep.cache_dir={cache}",
+        f"sweep.name={SWEEP}",
+        f"search.n_trials={n_trials}",
+        "search.parallelism=2",
+        "runtime.latency.warmup=2",
+        "runtime.latency.repeats=10",
+        "plugins=[exploding_stage]",
+        "+space.recipe.boom={stage: {choices: [none, explode]}}",
+        "space.enqueue=["
+        "{prune: {stage: none}, quantize: {precision: fp32}, boom: {stage: none}},"
+        "{prune: {stage: none}, quantize: {precision: int8_static, per_channel: true,"
+        " calibration: minmax}, boom: {stage: none}},"
+        "{prune: {stage: none}, quantize: {precision: fp32}, boom: {stage: explode}}]",
+    ]
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "slimsweep.sweeps.cli", *args]
+
+
+def slimsweep(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI from this folder, where the plugin module lives."""
+    return subprocess.run(command(*args), cwd=HERE, capture_output=True, text=True, timeout=600)
+
+
+def load(workdir: Path) -> optuna.Study:
+    return optuna.load_study(study_name=SWEEP, storage=f"sqlite:///{workdir}/optuna.db")
+
+
+def trial_runs(workdir: Path) -> dict[str, mlflow.entities.Run]:
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlflow.db")
+    experiment = client.get_experiment_by_name(SWEEP)
+    runs = client.search_runs([experiment.experiment_id], "tags.`slimsweep.role` = 'trial'")
+    return {run.info.run_id: run for run in runs}
+
+
+def front_trials(table: str) -> set[int]:
+    """Trial numbers in a printed front table (rows under the dashed rule)."""
+    lines = table.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("-----"))
+    rows = []
+    for line in lines[rule + 1 :]:
+        if not line.strip() or not line.split()[0].isdigit():
+            break
+        rows.append(int(line.split()[0]))
+    return set(rows)
+
+
+def _dominated(a: list[float], b: list[float]) -> bool:
+    """b dominates a (maximize the first value, minimize the others)."""
+    signs = [1, -1, -1]
+    pairs = [(s * x, s * y) for s, x, y in zip(signs, b, a, strict=True)]
+    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+
+def test_sweep_records_every_trial_and_resumes(
+    tmp_path: Path, baseline_cache: Path, trained_digits
+) -> None:
+    first = slimsweep("run", *sweep_args(tmp_path, baseline_cache, n_trials=5))
+    assert first.returncode == 0, first.stderr
+    study = load(tmp_path)
+    trials = study.get_trials()
+    assert len(trials) == 5
+    states = [t.state for t in trials]
+    assert states.count(TrialState.FAIL) >= 1 and states.count(TrialState.COMPLETE) >= 3
+
+    # Every trial is in MLflow too, with the state, params, metrics and artifact it had.
+    runs = trial_runs(tmp_path)
+    assert {t.user_attrs["mlflow_run_id"] for t in trials} == set(runs)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    for trial in trials:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.params == {k: str(v) for k, v in trial.params.items()}
+        assert run.data.tags["mlflow.parentRunId"]
+        if trial.state == TrialState.FAIL:
+            assert run.info.status == "FAILED"
+            assert "deliberate failure for the test" in run.data.tags["slimsweep.failure"]
+            assert trial.params["boom.stage"] == "explode"
+            continue
+        assert run.info.status == "FINISHED"
+        accuracy, size_bytes, latency = trial.values
+        assert run.data.metrics["accuracy"] == accuracy
+        assert run.data.metrics["latency_ms_median"] == latency
+        artifact = Path(
+            client.download_artifacts(
+                run.info.run_id, "model.onnx", str(tmp_path / "dl" / run.info.run_id)
+            )
+        )
+        assert artifact.stat().st_size == size_bytes == run.data.metrics["size_bytes"]
+        assert (
+            hashlib.sha256(artifact.read_bytes()).hexdigest()
+            == run.data.tags["slimsweep.artifact_sha256"]
+        )
+        assert client.download_artifacts(
+            run.info.run_id, "config.yaml", str(tmp_path / "dl" / run.info.run_id)
+        )
+
+    # int8 artifacts are smaller than fp32 ones (both unpruned: the first two enqueued trials).
+    fp32, int8 = trials[0], trials[1]
+    assert fp32.params["quantize.precision"] == "fp32" and fp32.params["prune.stage"] == "none"
+    assert (
+        int8.params["quantize.precision"] == "int8_static" and int8.params["prune.stage"] == "none"
+    )
+    assert int8.values[1] < 0.3 * fp32.values[1]
+
+    # The printed front is exactly the non-dominated set of completed trials.
+    completed = {t.number: t.values for t in trials if t.state == TrialState.COMPLETE}
+    non_dominated = {
+        n for n, v in completed.items() if not any(_dominated(v, w) for w in completed.values())
+    }
+    assert front_trials(first.stdout) == non_dominated
+    tagged = {
+        n
+        for n, t in enumerate(trials)
+        if runs[t.user_attrs["mlflow_run_id"]].data.tags.get("pareto") == "true"
+    }
+    assert tagged == non_dominated
+
+    # Resuming with a larger budget keeps every earlier trial and runs only what is missing.
+    again = slimsweep("run", *sweep_args(tmp_path, baseline_cache, n_trials=7))
+    assert again.returncode == 0, again.stderr
+    assert "5 trials finished, 2 to run" in again.stdout
+    resumed = load(tmp_path).get_trials()
+    assert len(resumed) == 7
+    for before, after in zip(trials, resumed, strict=False):
+        assert (before.number, before.params, before.values, before.state) == (
+            after.number,
+            after.params,
+            after.values,
+            after.state,
+        )
+
+    # `slimsweep pareto` reads the same front back from the stores.
+    shown = slimsweep("pareto", f"sweep.dir={tmp_path}")
+    assert shown.returncode == 0, shown.stderr
+    assert "Pareto front of sweep 'it'" in shown.stdout
+    final = {t.number: t.values for t in resumed if t.state == TrialState.COMPLETE}
+    assert front_trials(shown.stdout) == {
+        n for n, v in final.items() if not any(_dominated(v, w) for w in final.values())
+    }
+
+
+def test_killed_driver_loses_no_completed_trial(
+    tmp_path: Path, baseline_cache: Path, trained_digits
+) -> None:
+    args = sweep_args(tmp_path, baseline_cache, n_trials=6)
+    driver = subprocess.Popen(
+        command("run", *args),
+        cwd=HERE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            if not (tmp_path / "optuna.db").exists():
+                continue
+            try:
+                states = [t.state for t in load(tmp_path).get_trials()]
+            except Exception:
+                continue
+            if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states:
+                break
+        else:
+            pytest.fail("the sweep never had two completed trials and one running")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    before = {t.number: t for t in load(tmp_path).get_trials()}
+    interrupted = {n for n, t in before.items() if t.state == TrialState.RUNNING}
+    assert interrupted
+
+    resumed = slimsweep("run", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    after = {t.number: t for t in load(tmp_path).get_trials()}
+    for number, trial in before.items():
+        if trial.state in (TrialState.COMPLETE, TrialState.FAIL):
+            assert (after[number].state, after[number].values) == (trial.state, trial.values)
+    runs = trial_runs(tmp_path)
+    for number in interrupted:
+        assert after[number].state == TrialState.FAIL
+        if "mlflow_run_id" in after[number].user_attrs:  # unless killed before its run existed
+            assert runs[after[number].user_attrs["mlflow_run_id"]].info.status == "KILLED"
+        rerun = [t for t in after.values() if t.user_attrs.get("requeued_from") == number]
+        assert len(rerun) == 1 and rerun[0].params == after[number].params
+        assert rerun[0].state in (TrialState.COMPLETE, TrialState.FAIL)
+    assert all(run.info.status != "RUNNING" for run in runs.values())
+    counted = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    assert len(counted) - len(interrupted) == 6
