@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import torch
+
 from slimsweep.sweeps.registry import Registry
 from slimsweep.sweeps.task import TaskData
 

@@ -7,6 +7,7 @@ that is smaller (see runtime option `sparse_initializers`), so the saving is rea
 from dataclasses import dataclass
 
 import torch
+
 from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
 from slimsweep.sweeps.errors import require_choice, require_range
 

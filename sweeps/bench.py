@@ -4,6 +4,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.task import Predict
 

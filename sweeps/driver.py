@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.pareto import METRICS_ATTR, RECIPE_ATTR, RUN_ID_ATTR, front

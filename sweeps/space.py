@@ -32,7 +32,10 @@ class RecipeStep:
     params: dict[str, Any]
 
     def __str__(self) -> str:
-        return f"{self.stage}({', '.join(f'{k}={v}' for k, v in self.params.items())})"
+        shown = (
+            f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params.items()
+        )
+        return f"{self.stage}({', '.join(shown)})"
 
 
 def describe_recipe(recipe: list[RecipeStep]) -> str:

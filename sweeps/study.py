@@ -5,6 +5,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import ConfigError, SweepError
 

@@ -1,6 +1,7 @@
 """MLflow: a parent run per sweep, a child run per trial. The only module that imports mlflow."""
 
 import hashlib
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ class Tracker:
     def __init__(self, uri: str, artifact_root: str, sweep_name: str) -> None:
         from mlflow import MlflowClient
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
         self.client = MlflowClient(tracking_uri=uri)
         experiment = self.client.get_experiment_by_name(sweep_name)
         if experiment is None:

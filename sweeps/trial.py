@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from slimsweep.sweeps.plugins import Plugins
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.space import RecipeStep
@@ -91,7 +92,7 @@ def _run(request: TrialRequest) -> TrialResult:
         quality = evaluate(task, predict, data.eval)
         numpy_inputs = {name: tensor.numpy() for name, tensor in latency_inputs.items()}
         latency = measure_latency(predict, numpy_inputs, request.runtime.latency)
-    parameters = [p for p in model.module.parameters()]
+    parameters = list(model.module.parameters())
     metrics = {
         task.metric: quality,
         "size_bytes": float(len(artifact)),

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
 from slimsweep.sweeps.errors import ConfigError
 
 Settings = TypeVar("Settings")

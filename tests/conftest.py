@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from slimsweep.sweeps.config import compose
 from slimsweep.sweeps.task import TaskData, build_task, load_baseline
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import torch
+
 from slimsweep.sweeps.task import Inputs
 
 OUTPUT_NAME = "output"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+
 from slimsweep.compressors.base import CompressedModel
 from slimsweep.sweeps.runtimes.base import RUNTIMES
 from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx

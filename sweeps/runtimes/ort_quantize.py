@@ -5,6 +5,7 @@ from pathlib import Path
 
 import onnx
 import torch
+
 from slimsweep.compressors.base import QuantizationPlan
 from slimsweep.sweeps.registry import Registry
 from slimsweep.sweeps.runtimes.onnx_storage import store_weights_fp16

@@ -5,9 +5,10 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch import nn
+
 from slimsweep.sweeps.errors import ConfigError, require_range
 from slimsweep.sweeps.task import Batch, Inputs, TaskData
-from torch import nn
 
 
 class DigitsCNN(nn.Module):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from slimsweep.compressors import STAGES, CompressedModel, StageContext
 from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
 

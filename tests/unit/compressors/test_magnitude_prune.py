@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+
 from slimsweep.compressors import STAGES, CompressedModel, StageContext
 from slimsweep.compressors.magnitude_prune import MagnitudePruneConfig, prunable_weights
 from slimsweep.sweeps.errors import ConfigError

@@ -1,4 +1,5 @@
 import pytest
+
 from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
 from slimsweep.compressors.quantize import QuantizeConfig
 from slimsweep.sweeps.errors import ConfigError

@@ -2,6 +2,7 @@ import time
 
 import numpy as np
 import pytest
+
 from slimsweep.sweeps.bench import measure_latency
 from slimsweep.sweeps.errors import ConfigError
 from slimsweep.sweeps.settings import LatencySettings

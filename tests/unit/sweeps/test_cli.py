@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from slimsweep.sweeps.cli import main
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from slimsweep.sweeps.config import compose, load_settings
 from slimsweep.sweeps.errors import ConfigError
 

@@ -2,6 +2,7 @@ import itertools
 import random
 
 import optuna
+
 from slimsweep.sweeps.pareto import format_front, front
 
 

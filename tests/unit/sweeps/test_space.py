@@ -2,6 +2,7 @@ from dataclasses import dataclass
 
 import optuna
 import pytest
+
 from slimsweep.sweeps.errors import ConfigError, require_range
 from slimsweep.sweeps.space import NO_STAGE, RecipeStep, describe_recipe, parse_space
 
@@ -75,6 +76,7 @@ def test_fixed_trial_reproduces_a_recipe() -> None:
         "prune(sparsity=0.5) → quant(precision=int8, calibration=entropy)"
     )
     assert describe_recipe([]) == "baseline (no compression)"
+    assert str(RecipeStep("p", "prune", {"sparsity": 0.9000000000000001})) == "prune(sparsity=0.9)"
 
 
 def test_integer_range_suggests_integers() -> None:

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from slimsweep.sweeps.task import Task, build_task, evaluate, load_baseline
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask
 

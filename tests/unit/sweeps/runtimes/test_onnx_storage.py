@@ -3,6 +3,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
 from slimsweep.sweeps.runtimes.onnx_storage import store_sparse_where_smaller, store_weights_fp16
 
 

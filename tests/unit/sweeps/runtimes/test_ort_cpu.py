@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
 from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.task import evaluate
