@@ -14,30 +14,60 @@ class LatencyStats:
     median_ms: float
     p10_ms: float
     p90_ms: float
+    ci95_low_ms: float  # 95 % confidence interval of the median (order statistics)
+    ci95_high_ms: float
     std_ms: float
     repeats: int
 
-    def as_metrics(self) -> dict[str, float]:
+    def as_metrics(self, suffix: str = "") -> dict[str, float]:
         return {
-            "latency_ms_median": self.median_ms,
-            "latency_ms_p10": self.p10_ms,
-            "latency_ms_p90": self.p90_ms,
-            "latency_ms_std": self.std_ms,
-            "latency_repeats": float(self.repeats),
+            f"latency_ms_median{suffix}": self.median_ms,
+            f"latency_ms_p10{suffix}": self.p10_ms,
+            f"latency_ms_p90{suffix}": self.p90_ms,
+            f"latency_ms_ci95_low{suffix}": self.ci95_low_ms,
+            f"latency_ms_ci95_high{suffix}": self.ci95_high_ms,
+            f"latency_ms_std{suffix}": self.std_ms,
+            f"latency_repeats{suffix}": float(self.repeats),
         }
+
+
+def summarise(elapsed_ms: np.ndarray) -> LatencyStats:
+    """Median and spread of timed runs; the CI needs no assumption about their distribution."""
+    p10, median, p90 = np.percentile(elapsed_ms, [10, 50, 90])
+    low, high = median_confidence_interval(elapsed_ms)
+    return LatencyStats(
+        float(median), float(p10), float(p90), low, high, float(elapsed_ms.std()), elapsed_ms.size
+    )
+
+
+def median_confidence_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free CI of the median: the order statistics whose ranks bound a
+    Binomial(n, 1/2) count with probability `level` (the sign-test interval)."""
+    from scipy.stats import binom
+
+    ordered = np.sort(samples)
+    n = ordered.size
+    rank = int(binom.ppf((1 - level) / 2, n, 0.5))  # 1-based rank of the lower bound
+    if rank < 1:
+        return float(ordered[0]), float(ordered[-1])
+    return float(ordered[rank - 1]), float(ordered[n - rank])
+
+
+def time_runs(
+    predict: Predict, inputs: dict[str, np.ndarray], warmup: int, repeats: int
+) -> np.ndarray:
+    """Milliseconds of `repeats` runs after `warmup` untimed ones."""
+    for _ in range(warmup):
+        predict(inputs)
+    elapsed_ms = np.empty(repeats)
+    for i in range(repeats):
+        start = time.perf_counter_ns()
+        predict(inputs)
+        elapsed_ms[i] = (time.perf_counter_ns() - start) / 1e6
+    return elapsed_ms
 
 
 def measure_latency(
     predict: Predict, inputs: dict[str, np.ndarray], settings: LatencySettings
 ) -> LatencyStats:
-    for _ in range(settings.warmup):
-        predict(inputs)
-    elapsed_ms = np.empty(settings.repeats)
-    for i in range(settings.repeats):
-        start = time.perf_counter_ns()
-        predict(inputs)
-        elapsed_ms[i] = (time.perf_counter_ns() - start) / 1e6
-    p10, median, p90 = np.percentile(elapsed_ms, [10, 50, 90])
-    return LatencyStats(
-        float(median), float(p10), float(p90), float(elapsed_ms.std()), settings.repeats
-    )
+    return summarise(time_runs(predict, inputs, settings.warmup, settings.repeats))

@@ -15,7 +15,16 @@ import optuna
 
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.pareto import METRICS_ATTR, RECIPE_ATTR, RUN_ID_ATTR, front
+from slimsweep.sweeps.pareto import (
+    METRICS_ATTR,
+    QUIET,
+    QUIET_ATTR,
+    RECIPE_ATTR,
+    RUN_ID_ATTR,
+    front,
+)
+from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
+from slimsweep.sweeps.runtimes import RUNTIMES
 from slimsweep.sweeps.settings import QUALITY
 from slimsweep.sweeps.space import describe_recipe
 from slimsweep.sweeps.study import build_sampler, finished_count, interrupted_trials, open_study
@@ -23,6 +32,8 @@ from slimsweep.sweeps.tracking import Tracker
 from slimsweep.sweeps.trial import TrialRequest, TrialResult, run_trial
 
 Report = Callable[[str], None]
+HARDWARE_ATTR = "hardware"  # study attribute: the fingerprint every latency comes from
+PHASES_ATTR = "phases"  # trial attribute: (phase, start, end) wall-clock windows on its node
 
 
 @dataclass
@@ -55,14 +66,13 @@ def run_sweep(settings: Settings, report: Report = print) -> optuna.Study:
         )
         if remaining > 0:
             _run_trials(settings, study, tracker, remaining, report)
+        _remeasure_front(settings, study, tracker, report)
         rows = front(study)
         tracker.finish_sweep({r.run_id for r in rows}, _trial_run_ids(study))
     return study
 
 
-def _run_trials(
-    settings: Settings, study: optuna.Study, tracker: Tracker, remaining: int, report: Report
-) -> None:
+def _start_ray(settings: Settings) -> None:
     import ray
 
     if not ray.is_initialized():
@@ -73,6 +83,14 @@ def _run_trials(
             log_to_driver=False,
             logging_level=logging.ERROR,
         )
+
+
+def _run_trials(
+    settings: Settings, study: optuna.Study, tracker: Tracker, remaining: int, report: Report
+) -> None:
+    import ray
+
+    _start_ray(settings)
     remote_trial = ray.remote(num_cpus=settings.cluster.cpus_per_trial)(run_trial)
     running: dict[ray.ObjectRef, _Running] = {}
     launched = 0
@@ -91,6 +109,7 @@ def _run_trials(
                 settings.runtime,
                 str(Path(settings.sweep.cache_dir).resolve()),
                 settings.plugins,
+                settings.cluster.exclusive_latency,
             )
             running[remote_trial.remote(request)] = _Running(trial, run_id)
             launched += 1
@@ -115,20 +134,30 @@ def _record(
 ) -> None:
     """MLflow first, then Optuna: a told trial always has its run and artifact logged."""
     number = entry.trial.number
+    hardware_refusal = _hardware_refusal(settings, study, result.hardware)
+    if result.error is None and hardware_refusal:
+        result = TrialResult(number, error=hardware_refusal)
     if result.error is None:
         values = [
             result.metrics[settings.quality_metric if o.metric == QUALITY else o.metric]
             for o in settings.search.objectives
         ]
         try:
+            details = {"hardware": result.hardware, "phases": result.phases}
             tracker.finish_trial(
-                entry.run_id, result.metrics, result.artifact_name, result.artifact, result.sha256
+                entry.run_id,
+                result.metrics,
+                result.artifact_name,
+                result.artifact,
+                result.sha256,
+                details,
             )
         except Exception as error:
             failed = TrialResult(number, error=f"recording the trial failed: {error!r}")
             _record(settings, study, tracker, entry, failed, report)
             return
         entry.trial.set_user_attr(METRICS_ATTR, result.metrics)
+        entry.trial.set_user_attr(PHASES_ATTR, result.phases)
         study.tell(entry.trial, values)
         shown = ", ".join(
             f"{n}={v:.4g}" for n, v in zip(settings.metric_names(), values, strict=True)
@@ -139,6 +168,61 @@ def _record(
         entry.trial.set_user_attr("failure", result.error.strip().splitlines()[-1][:1000])
         study.tell(entry.trial, state=optuna.trial.TrialState.FAIL)
         report(f"trial {number} failed: {result.error.strip().splitlines()[-1]}")
+
+
+def _hardware_refusal(settings: Settings, study: optuna.Study, hardware: str) -> str | None:
+    """Latencies from two hardware targets must not meet in one objective, unless allowed."""
+    if not hardware:
+        return None
+    expected = study.user_attrs.get(HARDWARE_ATTR)
+    if expected is None:
+        study.set_user_attr(HARDWARE_ATTR, hardware)
+        return None
+    if hardware == expected or settings.search.allow_mixed_hardware:
+        return None
+    return (
+        f"latency measured on {hardware!r}, but this sweep's latencies come from {expected!r}; "
+        "set search.allow_mixed_hardware=true to mix them in one objective"
+    )
+
+
+def _remeasure_front(
+    settings: Settings, study: optuna.Study, tracker: Tracker, report: Report
+) -> None:
+    """Re-measure the front's candidates alone and interleaved; the front then uses these."""
+    import ray
+
+    candidates = front(study, quiet=False)
+    done = study.user_attrs.get(QUIET_ATTR, {})
+    rounds = settings.runtime.latency.quiet_rounds
+    if not rounds or not candidates or {str(r.trial) for r in candidates} <= set(done):
+        return
+    artifact_name = RUNTIMES.get(settings.runtime.name).artifact_name
+    artifacts = [
+        Artifact(r.trial, artifact_name, *tracker.artifact(r.run_id, artifact_name))
+        for r in candidates
+    ]
+    report(
+        f"re-measuring the {len(artifacts)} front candidates alone, interleaved ({rounds} rounds)"
+    )
+    _start_ray(settings)
+    request = RemeasureRequest(
+        artifacts,
+        settings.task,
+        settings.runtime,
+        settings.plugins,
+        settings.cluster.exclusive_latency,
+    )
+    remote = ray.remote(num_cpus=settings.cluster.cpus_per_trial)(remeasure)
+    result = ray.get(remote.remote(request))
+    refusal = _hardware_refusal(settings, study, result.hardware)
+    if refusal:
+        report(f"quiet phase not used: {refusal}")
+        return
+    quiet = {str(t): stats.as_metrics(QUIET) for t, stats in result.latency.items()}
+    study.set_user_attr(QUIET_ATTR, quiet)
+    for row in candidates:
+        tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
 
 
 def _trial_run_ids(study: optuna.Study) -> list[str]:

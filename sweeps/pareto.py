@@ -8,6 +8,9 @@ from optuna.trial import TrialState
 RECIPE_ATTR = "recipe"
 METRICS_ATTR = "metrics"
 RUN_ID_ATTR = "mlflow_run_id"
+# Study attribute: {trial number: latency metrics of the last quiet re-measurement, "_quiet"}.
+QUIET_ATTR = "quiet_latency"
+QUIET = "_quiet"
 
 
 @dataclass(frozen=True)
@@ -15,25 +18,58 @@ class FrontRow:
     trial: int
     recipe: str
     values: dict[str, float]  # objective name → value
-    metrics: dict[str, float]  # everything the trial measured
+    metrics: dict[str, float]  # everything the trial measured (latency: quiet, if remeasured)
     run_id: str
+    remeasured: bool = False
 
 
-def front(study: optuna.Study) -> list[FrontRow]:
-    """Optuna's non-dominated completed trials, best first by the first objective."""
+def front(study: optuna.Study, *, quiet: bool = True) -> list[FrontRow]:
+    """The non-dominated completed trials, best first by the first objective.
+
+    Optuna's front over the in-sweep numbers gives the candidates; when the quiet phase
+    re-measured all of them, their latencies are replaced by the quiet ones and the front is
+    taken again among them.
+    """
     names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    rows = [
-        FrontRow(
-            trial=t.number,
-            recipe=t.user_attrs.get(RECIPE_ATTR, ""),
-            values=dict(zip(names, t.values, strict=True)),
-            metrics=t.user_attrs.get(METRICS_ATTR, {}),
-            run_id=t.user_attrs.get(RUN_ID_ATTR, ""),
+    remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
+    candidates = study.best_trials
+    use_quiet = bool(candidates) and all(str(t.number) in remeasured for t in candidates)
+    rows = []
+    for t in candidates:
+        metrics = dict(t.user_attrs.get(METRICS_ATTR, {}))
+        values = dict(zip(names, t.values, strict=True))
+        if use_quiet:
+            quiet_metrics = {k.removesuffix(QUIET): v for k, v in remeasured[str(t.number)].items()}
+            metrics.update(quiet_metrics)
+            values.update({n: quiet_metrics[n] for n in names if n in quiet_metrics})
+        rows.append(
+            FrontRow(
+                trial=t.number,
+                recipe=t.user_attrs.get(RECIPE_ATTR, ""),
+                values=values,
+                metrics=metrics,
+                run_id=t.user_attrs.get(RUN_ID_ATTR, ""),
+                remeasured=use_quiet,
+            )
         )
-        for t in study.best_trials
+    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+    rows = non_dominated(rows, maximize)
+    return sorted(
+        rows, key=lambda r: (next(iter(r.values.values())), -r.trial), reverse=maximize[0]
+    )
+
+
+def non_dominated(rows: list[FrontRow], maximize: list[bool]) -> list[FrontRow]:
+    def score(row: FrontRow) -> list[float]:
+        return [v if up else -v for v, up in zip(row.values.values(), maximize, strict=True)]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b, strict=True)) and a != b
+
+    scores = [score(r) for r in rows]
+    return [
+        r for r, s in zip(rows, scores, strict=True) if not any(dominates(o, s) for o in scores)
     ]
-    first = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(rows, key=lambda r: (next(iter(r.values.values())), -r.trial), reverse=first)
 
 
 def format_front(study: optuna.Study) -> str:
@@ -47,7 +83,12 @@ def format_front(study: optuna.Study) -> str:
     if not rows:
         return f"{title}\n(no completed trials yet)"
     names = list(rows[0].values)
-    header = ["trial", "recipe", *(_column_title(n) for n in names), "mlflow run"]
+    header = [
+        "trial",
+        "recipe",
+        *(_column_title(n, rows[0].remeasured) for n in names),
+        "mlflow run",
+    ]
     body = [
         [str(r.trial), r.recipe, *(_cell(n, r.values[n], r.metrics) for n in names), r.run_id]
         for r in rows
@@ -60,11 +101,11 @@ def format_front(study: optuna.Study) -> str:
     return "\n".join([title, lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def _column_title(name: str) -> str:
+def _column_title(name: str, remeasured: bool) -> str:
     if name == "size_bytes":
         return "size KiB"
     if name == "latency_ms_median":
-        return "latency ms (p10-p90)"
+        return "latency ms, quiet (p10-p90)" if remeasured else "latency ms (p10-p90)"
     return name
 
 

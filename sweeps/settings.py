@@ -38,6 +38,8 @@ class SearchSettings:
     parallelism: int
     sampler: dict[str, Any]
     objectives: list[Objective]
+    # Latency numbers are comparable only on one hardware fingerprint; mixing needs consent.
+    allow_mixed_hardware: bool = False
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:
@@ -60,6 +62,8 @@ class ClusterSettings:
     address: str | None = None
     num_cpus: int | None = None
     cpus_per_trial: int = 1
+    # One latency measurement at a time per node, never beside another trial's compute.
+    exclusive_latency: bool = True
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial < 1:
@@ -81,12 +85,17 @@ class TrackingSettings:
 class LatencySettings:
     warmup: int = 10
     repeats: int = 50
+    # After the sweep, the front is re-measured alone, interleaved (A B C A B C ...) for this
+    # many rounds of `repeats` runs each; 0 keeps the in-sweep numbers.
+    quiet_rounds: int = 5
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
             raise ConfigError(f"runtime.latency.warmup={self.warmup} must be 0 or more")
         if self.repeats < 1:
             raise ConfigError(f"runtime.latency.repeats={self.repeats} must be at least 1")
+        if self.quiet_rounds < 0:
+            raise ConfigError(f"runtime.latency.quiet_rounds={self.quiet_rounds} must be 0 or more")
 
 
 @dataclass

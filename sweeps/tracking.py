@@ -78,8 +78,11 @@ class Tracker:
         artifact_name: str,
         artifact: bytes,
         sha256: str,
+        details: dict[str, Any],
     ) -> None:
-        """Log what was measured; the artifact is checked against the worker's sha256 first."""
+        """Log what was measured; the artifact is checked against the worker's sha256 first.
+
+        `details` (hardware fingerprint, phase windows) goes to `trial.json`."""
         from mlflow.entities import Metric
 
         if hashlib.sha256(artifact).hexdigest() != sha256:
@@ -89,10 +92,24 @@ class Tracker:
             path.write_bytes(artifact)
             self.client.log_artifact(run_id, str(path))
         self.client.set_tag(run_id, "slimsweep.artifact_sha256", sha256)
+        self.client.set_tag(run_id, "slimsweep.hardware", details.get("hardware", ""))
+        self.client.log_dict(run_id, details, "trial.json")
         self.client.log_batch(
             run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]
         )
         self.client.set_terminated(run_id, "FINISHED")
+
+    def artifact(self, run_id: str, name: str) -> tuple[bytes, str]:
+        """A logged artifact's bytes and the sha256 recorded when it was measured."""
+        with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
+            path = self.client.download_artifacts(run_id, name, scratch)
+            content = Path(path).read_bytes()
+        return content, self.client.get_run(run_id).data.tags["slimsweep.artifact_sha256"]
+
+    def log_quiet_latency(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        self.client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
 
     def fail_trial(self, run_id: str, reason: str, *, status: str = "FAILED") -> None:
         self.client.set_tag(run_id, "slimsweep.failure", _last_line(reason)[:4000])

@@ -30,6 +30,7 @@ class TrialRequest:
     runtime: RuntimeConfig
     cache_dir: str
     plugins: Plugins = Plugins()
+    exclusive_latency: bool = True
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class TrialResult:
     artifact_name: str = ""
     artifact: bytes = b""
     sha256: str = ""
+    hardware: str = ""  # fingerprint of the node that measured the latency
+    phases: list[tuple[str, float, float]] = field(default_factory=list)  # (phase, start, end)
     error: str | None = None  # the traceback, when the trial failed
 
 
@@ -71,27 +74,34 @@ def run_trial(request: TrialRequest) -> TrialResult:
 def _run(request: TrialRequest) -> TrialResult:
     from slimsweep.compressors import STAGES, CompressedModel, StageContext
     from slimsweep.sweeps.bench import measure_latency
+    from slimsweep.sweeps.hardware import fingerprint
+    from slimsweep.sweeps.node_lock import NodeLock
     from slimsweep.sweeps.runtimes import build_runtime
     from slimsweep.sweeps.task import evaluate
 
     started = time.perf_counter()
+    lock = NodeLock(enabled=request.exclusive_latency)
     request.plugins.load()
-    prepared = _prepare(json.dumps(request.task_config, sort_keys=True), request.cache_dir)
+    with lock.compute("prepare"):
+        prepared = _prepare(json.dumps(request.task_config, sort_keys=True), request.cache_dir)
     task, data = prepared.task, prepared.data
-    model = CompressedModel(copy.deepcopy(prepared.baseline))
-    context = StageContext(data, seed=request.number)
-    for step in request.recipe:
-        model = STAGES.get(step.stage).run(model, step.params, context)
     runtime = build_runtime(request.runtime)
     latency_inputs = task.latency_inputs()
+    numpy_inputs = {name: tensor.numpy() for name, tensor in latency_inputs.items()}
     with tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch:
-        path = Path(scratch) / runtime.artifact_name
-        runtime.export(model, latency_inputs, [inputs for inputs, _ in data.calibration], path)
-        artifact = path.read_bytes()
-        predict = runtime.load(path)
-        quality = evaluate(task, predict, data.eval)
-        numpy_inputs = {name: tensor.numpy() for name, tensor in latency_inputs.items()}
-        latency = measure_latency(predict, numpy_inputs, request.runtime.latency)
+        with lock.compute("compress"):
+            model = CompressedModel(copy.deepcopy(prepared.baseline))
+            context = StageContext(data, seed=request.number)
+            for step in request.recipe:
+                model = STAGES.get(step.stage).run(model, step.params, context)
+            path = Path(scratch) / runtime.artifact_name
+            calibration = [inputs for inputs, _ in data.calibration]
+            runtime.export(model, latency_inputs, calibration, path)
+            artifact = path.read_bytes()
+            predict = runtime.load(path)
+            quality = evaluate(task, predict, data.eval)
+        with lock.measure("latency"):
+            latency = measure_latency(predict, numpy_inputs, request.runtime.latency)
     parameters = list(model.module.parameters())
     metrics = {
         task.metric: quality,
@@ -109,4 +119,6 @@ def _run(request: TrialRequest) -> TrialResult:
         runtime.artifact_name,
         artifact,
         hashlib.sha256(artifact).hexdigest(),
+        fingerprint(),
+        lock.phases,
     )

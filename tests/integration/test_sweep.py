@@ -13,6 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from slimsweep.sweeps.hardware import fingerprint
+
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).parent
@@ -77,6 +79,23 @@ def _dominated(a: list[float], b: list[float]) -> bool:
     return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
 
 
+def _non_dominated(values: dict[int, list[float]]) -> set[int]:
+    return {n for n, v in values.items() if not any(_dominated(v, w) for w in values.values())}
+
+
+def _expected_front(study: optuna.Study) -> set[int]:
+    """Brute force: the in-sweep front, then its latencies replaced by the quiet ones."""
+    completed = {
+        t.number: list(t.values) for t in study.get_trials() if t.state == TrialState.COMPLETE
+    }
+    quiet = study.user_attrs["quiet_latency"]
+    candidates = {
+        n: [*completed[n][:2], quiet[str(n)]["latency_ms_median_quiet"]]
+        for n in _non_dominated(completed)
+    }
+    return _non_dominated(candidates)
+
+
 def test_sweep_records_every_trial_and_resumes(
     tmp_path: Path, baseline_cache: Path, trained_digits
 ) -> None:
@@ -127,18 +146,49 @@ def test_sweep_records_every_trial_and_resumes(
     )
     assert int8.values[1] < 0.3 * fp32.values[1]
 
-    # The printed front is exactly the non-dominated set of completed trials.
-    completed = {t.number: t.values for t in trials if t.state == TrialState.COMPLETE}
-    non_dominated = {
-        n for n, v in completed.items() if not any(_dominated(v, w) for w in completed.values())
-    }
-    assert front_trials(first.stdout) == non_dominated
+    # The printed front is exactly the non-dominated set, by brute force.
+    completed = {t.number: list(t.values) for t in trials if t.state == TrialState.COMPLETE}
+    non_dominated = _non_dominated(completed)  # the candidates, on in-sweep numbers
+    assert front_trials(first.stdout) == _expected_front(study)
+    final_front = _expected_front(study)
     tagged = {
         n
         for n, t in enumerate(trials)
         if runs[t.user_attrs["mlflow_run_id"]].data.tags.get("pareto") == "true"
     }
-    assert tagged == non_dominated
+    assert tagged == final_front
+
+    # Measurements never overlapped anything on the node (two trials ran side by side).
+    phases = [
+        (t.number, *phase)
+        for t in trials
+        if t.state == TrialState.COMPLETE
+        for phase in t.user_attrs["phases"]
+    ]
+    assert {p[1] for p in phases} == {"prepare", "compress", "latency"}
+    for number, name, start, end in phases:
+        if name == "latency":
+            others = [p for p in phases if p[0] != number]
+            assert not [p for p in others if p[2] < end and start < p[3]], (number, start, end)
+    assert any(a[0] != b[0] and a[2] < b[3] and b[2] < a[3] for a in phases for b in phases)
+
+    # Every latency comes from one hardware fingerprint, recorded in both stores.
+    assert study.user_attrs["hardware"] == fingerprint()
+    assert all(
+        runs[t.user_attrs["mlflow_run_id"]].data.tags["slimsweep.hardware"] == fingerprint()
+        for t in trials
+        if t.state == TrialState.COMPLETE
+    )
+
+    # The front was re-measured in the quiet phase; MLflow has both numbers.
+    quiet = study.user_attrs["quiet_latency"]
+    assert set(quiet) >= {str(n) for n in non_dominated}
+    assert "latency ms, quiet" in first.stdout
+    for number in non_dominated:
+        metrics = runs[trials[number].user_attrs["mlflow_run_id"]].data.metrics
+        assert metrics["latency_ms_median_quiet"] == quiet[str(number)]["latency_ms_median_quiet"]
+        assert metrics["latency_repeats_quiet"] == 5 * 10  # 5 rounds of `repeats`
+        assert metrics["latency_ms_median"] == trials[number].values[2]
 
     # Resuming with a larger budget keeps every earlier trial and runs only what is missing.
     again = slimsweep("run", *sweep_args(tmp_path, baseline_cache, n_trials=7))
@@ -158,10 +208,7 @@ def test_sweep_records_every_trial_and_resumes(
     shown = slimsweep("pareto", f"sweep.dir={tmp_path}")
     assert shown.returncode == 0, shown.stderr
     assert "Pareto front of sweep 'it'" in shown.stdout
-    final = {t.number: t.values for t in resumed if t.state == TrialState.COMPLETE}
-    assert front_trials(shown.stdout) == {
-        n for n, v in final.items() if not any(_dominated(v, w) for w in final.values())
-    }
+    assert front_trials(shown.stdout) == _expected_front(load(tmp_path))
 
 
 def test_killed_driver_loses_no_completed_trial(

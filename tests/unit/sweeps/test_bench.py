@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from slimsweep.sweeps.bench import measure_latency
+from slimsweep.sweeps.bench import measure_latency, median_confidence_interval, summarise
 from slimsweep.sweeps.errors import ConfigError
 from slimsweep.sweeps.settings import LatencySettings
 
@@ -19,13 +19,42 @@ def test_latency_counts_warmup_apart_and_reports_spread() -> None:
     stats = measure_latency(predict, {"x": np.zeros(1)}, LatencySettings(warmup=3, repeats=9))
     assert len(calls) == 12 and stats.repeats == 9
     assert 2.0 <= stats.p10_ms <= stats.median_ms <= stats.p90_ms < 50
+    assert stats.ci95_low_ms <= stats.median_ms <= stats.ci95_high_ms
     assert set(stats.as_metrics()) == {
         "latency_ms_median",
         "latency_ms_p10",
         "latency_ms_p90",
+        "latency_ms_ci95_low",
+        "latency_ms_ci95_high",
         "latency_ms_std",
         "latency_repeats",
     }
+    assert set(stats.as_metrics("_quiet")) == {f"{k}_quiet" for k in stats.as_metrics()}
+
+
+def test_median_interval_covers_the_true_median_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(0)
+    true_median = np.log(2.0)  # of Exponential(1): skewed, like latencies
+    covered = 0
+    for _ in range(2000):
+        low, high = median_confidence_interval(rng.exponential(size=50))
+        covered += low <= true_median <= high
+    assert 0.93 <= covered / 2000 <= 0.985
+
+
+def test_median_interval_narrows_with_more_samples() -> None:
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (20, 200, 2000):
+        low, high = median_confidence_interval(rng.normal(10, 1, size=n))
+        widths.append(high - low)
+    assert widths[0] > widths[1] > widths[2]
+
+
+def test_too_few_samples_give_the_whole_range() -> None:
+    assert median_confidence_interval(np.array([3.0, 1.0, 2.0])) == (1.0, 3.0)
+    stats = summarise(np.array([5.0]))
+    assert stats.median_ms == stats.ci95_low_ms == stats.ci95_high_ms == 5.0
 
 
 @pytest.mark.parametrize(
@@ -33,6 +62,7 @@ def test_latency_counts_warmup_apart_and_reports_spread() -> None:
     [
         ({"repeats": 0}, "repeats=0 must be at least 1"),
         ({"warmup": -1}, "warmup=-1 must be 0 or more"),
+        ({"quiet_rounds": -1}, "quiet_rounds=-1 must be 0 or more"),
     ],
 )
 def test_bad_latency_settings_are_refused(kwargs, message) -> None:
