@@ -16,9 +16,10 @@ Config = TypeVar("Config")
 class QuantizationPlan:
     """What to quantize and how; each runtime realises it with its own integer kernels."""
 
-    precision: str  # fp16 | int8_dynamic | int8_static
-    per_channel: bool
-    calibration: str  # statistics for static activation ranges: minmax | percentile | entropy
+    precision: str  # fp16 | int8_dynamic | int8_static | int4_weight
+    per_channel: bool = True
+    calibration: str = "minmax"  # static activation ranges: minmax | percentile | entropy
+    group_size: int = 128  # input channels sharing one scale (int4_weight)
 
 
 @dataclass

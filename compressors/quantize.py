@@ -2,7 +2,8 @@
 
 fp32 keeps the model as it is; fp16 stores weights in half precision; int8_dynamic quantizes
 weights ahead of time and activations at run time; int8_static also fixes activation ranges
-from the task's calibration split with the chosen statistics.
+from the task's calibration split with the chosen statistics; int4_weight packs the weights
+of matrix multiplications to 4 bits in groups of `group_size` input channels.
 """
 
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ from slimsweep.compressors.base import (
 )
 from slimsweep.sweeps.errors import ConfigError, require_choice
 
-PRECISIONS = ("fp32", "fp16", "int8_dynamic", "int8_static")
+PRECISIONS = ("fp32", "fp16", "int8_dynamic", "int8_static", "int4_weight")
 CALIBRATIONS = ("minmax", "percentile", "entropy")
+GROUP_SIZES = (16, 32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,12 @@ class QuantizeConfig:
     precision: str = "int8_static"
     per_channel: bool = True  # one scale per output channel of a weight (int8 only)
     calibration: str = "minmax"  # activation statistics (int8_static only)
+    group_size: int = 128  # input channels per scale (int4_weight only)
 
     def __post_init__(self) -> None:
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("calibration", self.calibration, CALIBRATIONS)
+        require_choice("group_size", self.group_size, GROUP_SIZES)
         if not isinstance(self.per_channel, bool):
             raise ConfigError(f"per_channel={self.per_channel!r} must be true or false")
 
@@ -38,5 +42,7 @@ def quantize(model: CompressedModel, config: QuantizeConfig, ctx: StageContext) 
         raise ValueError("quantize runs once per recipe; this model is already quantized")
     if config.precision == "fp32":
         return model
-    plan = QuantizationPlan(config.precision, config.per_channel, config.calibration)
+    plan = QuantizationPlan(
+        config.precision, config.per_channel, config.calibration, config.group_size
+    )
     return CompressedModel(model.module, plan)

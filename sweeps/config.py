@@ -80,18 +80,36 @@ def load_settings(overrides: list[str]) -> Settings:
             f"task: cannot build {resolved['task'].get('_target_')!r}: {error}"
         ) from None
     stage_configs = {name: STAGES.get(name).config_type for name in STAGES}
+    cluster = typed(ClusterSettings, resolved["cluster"], "cluster")  # runtime threads follow it
+    runtime = runtime_config(resolved["runtime"])
+    space = parse_space(resolved["space"], stage_configs)
+    _check_runtime_realises(space, runtime)
     return Settings(
         sweep=typed(SweepSettings, resolved["sweep"], "sweep"),
         search=typed(SearchSettings, resolved["search"], "search"),
-        cluster=typed(ClusterSettings, resolved["cluster"], "cluster"),
+        cluster=cluster,
         tracking=typed(TrackingSettings, resolved["tracking"], "tracking"),
-        runtime=runtime_config(resolved["runtime"]),
+        runtime=runtime,
         task=resolved["task"],
-        space=parse_space(resolved["space"], stage_configs),
+        space=space,
         plugins=plugins,
         quality_metric=task.metric,
         resolved=resolved,
     )
+
+
+def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:
+    """A recipe the runtime cannot export is refused now, with the runtime's reason."""
+    from slimsweep.sweeps.runtimes import RUNTIMES
+
+    runtime_type = RUNTIMES.get(runtime.name)
+    for slot, stage, key, value in space.stage_values():
+        reason = runtime_type.refusal(stage, key, value)
+        if reason:
+            raise ConfigError(
+                f"space.recipe.{slot}.{key}: runtime {runtime.name} cannot run "
+                f"{stage}({key}={value}): {reason}"
+            )
 
 
 def _explain(message: str, overrides: list[str]) -> str:

@@ -5,7 +5,8 @@ parameters. Every value a space can produce is tried against the stage's config 
 trial launches, so a bad range fails on the command line, not in the middle of a sweep.
 """
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -117,6 +118,16 @@ class Space:
             recipe.append(RecipeStep(slot.name, stage, params))
         return recipe
 
+    def stage_values(self) -> list[tuple[str, str, str, Any]]:
+        """Every (slot, stage, key, value) the space can hand a stage, for up-front checks."""
+        return [
+            (slot.name, stage, param.key, value)
+            for slot in self.slots
+            for param in slot.params
+            for stage in _stages_param_applies_to(slot.stage, param)
+            for value in param.candidates()
+        ]
+
     def searched_params(self) -> dict[str, Param]:
         return {p.name: p for slot in self.slots for p in (slot.stage, *slot.params) if p.searched}
 
@@ -130,9 +141,9 @@ def parse_space(node: Mapping[str, Any], stage_configs: Mapping[str, type]) -> S
     recipe = node.get("recipe") or {}
     if not isinstance(recipe, Mapping) or not recipe:
         raise ConfigError("space.recipe must map slot names to stages; it is empty")
-    defined: dict[str, Param] = {}
+    accepts: dict[str, Callable[[Any], bool]] = {}
     slots = tuple(
-        _parse_slot(slot_name, spec, stage_configs, defined) for slot_name, spec in recipe.items()
+        _parse_slot(slot_name, spec, stage_configs, accepts) for slot_name, spec in recipe.items()
     )
     space = Space(str(node.get("name", "space")), slots)
     enqueue = tuple(_check_enqueued(space, i, e) for i, e in enumerate(node.get("enqueue") or []))
@@ -143,37 +154,44 @@ def _parse_slot(
     slot_name: str,
     spec: Any,
     stage_configs: Mapping[str, type],
-    defined: dict[str, Param],
+    accepts: dict[str, Callable[[Any], bool]],
 ) -> Slot:
+    """`accepts` maps each parameter defined so far to a test of the values `when` may name:
+    those the space can produce, or those its stage would take (so narrowing `choices` by an
+    override leaves a condition inactive instead of wrong; a typo is still refused)."""
     where = f"space.recipe.{slot_name}"
     if not isinstance(spec, Mapping) or "stage" not in spec:
         raise ConfigError(f"{where} must be a mapping with a 'stage' key")
-    stage = _parse_param(slot_name, "stage", spec["stage"], defined)
+    stage = _parse_param(slot_name, "stage", spec["stage"], accepts)
     for name in stage.candidates():
         if name != NO_STAGE and name not in stage_configs:
             known = ", ".join(sorted(stage_configs))
             raise ConfigError(f"{where}.stage: unknown stage {name!r}; registered: {known}")
-    defined[stage.name] = stage
+    accepts[stage.name] = lambda value: value == NO_STAGE or value in stage_configs
     params = []
     for key, param_spec in spec.items():
         if key == "stage":
             continue
-        param = _parse_param(slot_name, key, param_spec, defined)
-        for stage_name in _stages_param_applies_to(stage, param):
+        param = _parse_param(slot_name, key, param_spec, accepts)
+        names = _stages_param_applies_to(stage, param)
+        for stage_name in names:
             _check_against_stage(f"{where}.{key}", param, stage_name, stage_configs[stage_name])
-        defined[param.name] = param
+        configs = [stage_configs[n] for n in names]
+        accepts[param.name] = functools.partial(_acceptable, param, configs)
         params.append(param)
     return Slot(slot_name, stage, tuple(params))
 
 
-def _parse_param(slot: str, key: str, spec: Any, defined: Mapping[str, Param]) -> Param:
+def _parse_param(
+    slot: str, key: str, spec: Any, accepts: Mapping[str, Callable[[Any], bool]]
+) -> Param:
     where = f"space.recipe.{slot}.{key}"
     name = f"{slot}.{key}"
     if not isinstance(spec, Mapping):
         return Param(name, key, value=spec)
     _require_keys(where, spec, _SPEC_KEYS)
     when = tuple(
-        _parse_condition(where, slot, ref, v, defined)
+        _parse_condition(where, slot, ref, v, accepts)
         for ref, v in (spec.get("when") or {}).items()
     )
     if "choices" in spec:
@@ -199,24 +217,36 @@ def _parse_param(slot: str, key: str, spec: Any, defined: Mapping[str, Param]) -
 
 
 def _parse_condition(
-    where: str, slot: str, ref: str, values: Any, defined: Mapping[str, Param]
+    where: str, slot: str, ref: str, values: Any, accepts: Mapping[str, Callable[[Any], bool]]
 ) -> tuple[str, tuple[Any, ...]]:
     full = ref if "." in ref else f"{slot}.{ref}"
-    if full not in defined:
+    if full not in accepts:
         raise ConfigError(
             f"{where}.when refers to {ref!r}, which is not a parameter defined before it"
         )
     values = tuple(values) if isinstance(values, list | tuple) else (values,)
     for value in values:
-        if not defined[full].contains(value):
-            raise ConfigError(f"{where}.when: {ref}={value!r} can never happen")
+        if not accepts[full](value):
+            raise ConfigError(f"{where}.when: {value!r} is not a value that {ref!r} can take")
     return full, values
 
 
 def _stages_param_applies_to(stage: Param, param: Param) -> list[str]:
-    conditions = dict(param.when)
-    names = conditions.get(stage.name, tuple(stage.candidates()))
-    return [name for name in names if name != NO_STAGE]
+    candidates = stage.candidates()
+    names = dict(param.when).get(stage.name, tuple(candidates))
+    return [name for name in names if name != NO_STAGE and name in candidates]
+
+
+def _acceptable(param: Param, configs: list[type], value: Any) -> bool:
+    return param.contains(value) or any(_config_error(c, param.key, value) is None for c in configs)
+
+
+def _config_error(config_type: type, key: str, value: Any) -> str | None:
+    try:
+        config_type(**{key: value})
+    except (ConfigError, TypeError, ValueError) as error:
+        return str(error)
+    return None
 
 
 def _check_against_stage(where: str, param: Param, stage_name: str, config_type: type) -> None:
@@ -227,10 +257,9 @@ def _check_against_stage(where: str, param: Param, stage_name: str, config_type:
             f"it has: {', '.join(allowed)}"
         )
     for value in param.candidates():
-        try:
-            config_type(**{param.key: value})
-        except (ConfigError, TypeError, ValueError) as error:
-            raise ConfigError(f"{where} (stage {stage_name}): {error}") from None
+        error = _config_error(config_type, param.key, value)
+        if error is not None:
+            raise ConfigError(f"{where} (stage {stage_name}): {error}")
 
 
 def _check_enqueued(space: Space, index: int, entry: Any) -> dict[str, Any]:

@@ -17,6 +17,11 @@ class Runtime(Protocol):
 
     def __init__(self, config: RuntimeConfig) -> None: ...
 
+    @staticmethod
+    def refusal(stage: str, key: str, value: object) -> str | None:
+        """Why this runtime cannot realise `stage` with `key=value`, or None if it can.
+        Asked for every value a search space can produce, before any trial launches."""
+
     def export(
         self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
     ) -> None:

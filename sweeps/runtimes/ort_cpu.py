@@ -30,6 +30,13 @@ class OrtCpuRuntime:
     def __init__(self, config: OrtCpuConfig) -> None:
         self.config = config
 
+    @staticmethod
+    def refusal(stage: str, key: str, value: object) -> str | None:
+        realised = value == "fp32" or value in ORT_REALISERS
+        if stage == "quantize" and key == "precision" and not realised:
+            return f"ort_cpu realises fp32, {', '.join(ORT_REALISERS.names())} only"
+        return None
+
     def export(
         self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
     ) -> None:

@@ -23,6 +23,13 @@ def test_relative_sweep_dir_is_made_absolute(
     assert compose(["sweep.dir=runs"])["sweep"]["dir"] == str(tmp_path / "runs")
 
 
+def test_a_space_narrowed_to_what_the_runtime_runs_is_accepted() -> None:
+    settings = load_settings(
+        ["runtime=torch_cpu", "space.recipe.quantize.precision.choices=[fp32,fp16]"]
+    )
+    assert settings.runtime.name == "torch_cpu"
+
+
 def test_overrides_reach_the_settings() -> None:
     settings = load_settings(["search.n_trials=12", "search.parallelism=3", "sweep.name=x"])
     assert (settings.search.n_trials, settings.search.parallelism, settings.sweep.name) == (
@@ -67,6 +74,11 @@ def test_overrides_reach_the_settings() -> None:
         ("task.eval_fraction=2.0", "task.eval_fraction=2.0 is out of range"),
         ("task=nope", "Could not find 'task/nope'"),
         ("plugins=[no_such_module]", "plugins: cannot import 'no_such_module'"),
+        (
+            "runtime=torch_cpu",
+            "space.recipe.quantize.precision: runtime torch_cpu cannot run "
+            "quantize(precision=int8_dynamic): torch_cpu runs fp32, fp16 only",
+        ),
     ],
 )
 def test_wrong_config_is_refused_naming_the_key(override: str, message: str) -> None:

@@ -117,8 +117,8 @@ def test_integer_range_suggests_integers() -> None:
             "refers to 'scope', which is not a parameter defined before it",
         ),
         (
-            {"prune": {"stage": "prune", "sparsity": {"value": 0.5, "when": {"stage": "quant"}}}},
-            "when: stage='quant' can never happen",
+            {"prune": {"stage": "prune", "sparsity": {"value": 0.5, "when": {"stage": "prnue"}}}},
+            "when: 'prnue' is not a value that 'stage' can take",
         ),
         ({"prune": {"sparsity": 0.5}}, "space.recipe.prune must be a mapping with a 'stage' key"),
     ],
@@ -127,6 +127,19 @@ def test_bad_space_is_refused_naming_the_key(recipe: dict, message: str) -> None
     with pytest.raises(ConfigError) as error:
         parse_space(space_node(**recipe), STAGES)
     assert message in str(error.value)
+
+
+def test_narrowed_choices_leave_a_condition_inactive_not_wrong() -> None:
+    quantize = {
+        "stage": "quant",
+        "precision": {"choices": ["fp32"]},  # "int8" narrowed away, e.g. by an override
+        "calibration": {"choices": ["minmax"], "when": {"precision": "int8"}},
+    }
+    space = parse_space(space_node(quantize=quantize), STAGES)
+    recipe = space.sample(
+        optuna.trial.FixedTrial({"prune.stage": NO_STAGE, "quantize.precision": "fp32"})
+    )
+    assert recipe == [RecipeStep("quantize", "quant", {"precision": "fp32"})]
 
 
 def test_condition_on_another_slot() -> None:

@@ -1,0 +1,76 @@
+"""PyTorch on the CPU, eager or torch.compile: the artifact is a torch.export program (.pt2)."""
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimsweep.compressors.base import CompressedModel
+from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.runtimes.base import RUNTIMES
+from slimsweep.sweeps.settings import RuntimeConfig
+from slimsweep.sweeps.task import Inputs, Predict
+
+REALISED_PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass
+class TorchCpuConfig(RuntimeConfig):
+    compile: bool = False  # torch.compile the loaded program (inductor) before measuring
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"runtime.compile={self.compile!r} must be true or false")
+
+
+@RUNTIMES.register("torch_cpu")
+class TorchCpuRuntime:
+    config_type = TorchCpuConfig
+    artifact_name = "model.pt2"
+
+    def __init__(self, config: TorchCpuConfig) -> None:
+        self.config = config
+
+    @staticmethod
+    def refusal(stage: str, key: str, value: object) -> str | None:
+        if stage == "quantize" and key == "precision" and value not in REALISED_PRECISIONS:
+            return (
+                f"torch_cpu runs {', '.join(REALISED_PRECISIONS)} only: PyTorch has no "
+                f"exportable CPU integer kernels for {value}; use runtime=ort_cpu"
+            )
+        return None
+
+    def export(
+        self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
+    ) -> None:
+        module = model.module.eval()
+        if model.quantization is not None:
+            reason = self.refusal("quantize", "precision", model.quantization.precision)
+            if reason:
+                raise ValueError(reason)
+            # An fp16 program: half weights and compute, half inputs and outputs.
+            module = copy.deepcopy(module).half()  # exporting must not change the model
+            example = {k: v.half() if v.is_floating_point() else v for k, v in example.items()}
+        batch = torch.export.Dim("batch")
+        shapes = {name: {0: batch} for name in example}
+        program = torch.export.export(module, (), kwargs=example, dynamic_shapes=shapes)
+        torch.export.save(program, str(path))
+
+    def load(self, path: Path) -> Predict:
+        torch.set_num_threads(self.config.threads)
+        module = torch.export.load(str(path)).module()
+        dtype = next(iter(module.parameters()), torch.zeros(())).dtype
+        if self.config.compile:
+            module = torch.compile(module)
+
+        def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+            # Callers feed float32; an fp16 program is fed and read as a deployment would.
+            tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+            tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+            with torch.inference_mode():
+                return module(**tensors).float().numpy()
+
+        return predict
