@@ -54,20 +54,32 @@ def median_confidence_interval(samples: np.ndarray, level: float = 0.95) -> tupl
 
 
 def time_runs(
-    predict: Predict, inputs: dict[str, np.ndarray], warmup: int, repeats: int
+    predict: Predict,
+    inputs: dict[str, np.ndarray],
+    warmup: int,
+    repeats: int,
+    min_seconds: float = 0.0,
 ) -> np.ndarray:
-    """Milliseconds of `repeats` runs after `warmup` untimed ones."""
+    """Milliseconds of at least `repeats` runs after `warmup` untimed ones, timing more runs
+    (in blocks of `repeats`) until `min_seconds` of them were timed: a fast model's 50 runs
+    last a few tens of milliseconds, too short a window against the machine's own noise."""
     for _ in range(warmup):
         predict(inputs)
-    elapsed_ms = np.empty(repeats)
-    for i in range(repeats):
-        start = time.perf_counter_ns()
-        predict(inputs)
-        elapsed_ms[i] = (time.perf_counter_ns() - start) / 1e6
-    return elapsed_ms
+    blocks = []
+    timed_ms = 0.0
+    while not blocks or timed_ms < 1e3 * min_seconds:
+        elapsed_ms = np.empty(repeats)
+        for i in range(repeats):
+            start = time.perf_counter_ns()
+            predict(inputs)
+            elapsed_ms[i] = (time.perf_counter_ns() - start) / 1e6
+        blocks.append(elapsed_ms)
+        timed_ms += float(elapsed_ms.sum())
+    return np.concatenate(blocks)
 
 
 def measure_latency(
     predict: Predict, inputs: dict[str, np.ndarray], settings: LatencySettings
 ) -> LatencyStats:
-    return summarise(time_runs(predict, inputs, settings.warmup, settings.repeats))
+    runs = time_runs(predict, inputs, settings.warmup, settings.repeats, settings.min_seconds)
+    return summarise(runs)

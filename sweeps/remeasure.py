@@ -63,8 +63,10 @@ def remeasure(request: RemeasureRequest) -> RemeasureResult:
         with NodeLock(enabled=request.exclusive_latency).measure("quiet"):
             for predict in predictors.values():
                 time_runs(predict, inputs, settings.warmup, 0)
+            round_seconds = settings.min_seconds / settings.quiet_rounds
             for _ in range(settings.quiet_rounds):
                 for trial, predict in predictors.items():
-                    samples[trial].append(time_runs(predict, inputs, 1, settings.repeats))
+                    runs = time_runs(predict, inputs, 1, settings.repeats, round_seconds)
+                    samples[trial].append(runs)
     latency = {trial: summarise(np.concatenate(runs)) for trial, runs in samples.items()}
     return RemeasureResult(latency, fingerprint())

@@ -84,7 +84,8 @@ class TrackingSettings:
 @dataclass
 class LatencySettings:
     warmup: int = 10
-    repeats: int = 50
+    repeats: int = 50  # at least this many timed runs...
+    min_seconds: float = 1.0  # ...and more, in blocks of `repeats`, until this long was timed
     # After the sweep, the front is re-measured alone, interleaved (A B C A B C ...) for this
     # many rounds of `repeats` runs each; 0 keeps the in-sweep numbers.
     quiet_rounds: int = 5
@@ -94,6 +95,8 @@ class LatencySettings:
             raise ConfigError(f"runtime.latency.warmup={self.warmup} must be 0 or more")
         if self.repeats < 1:
             raise ConfigError(f"runtime.latency.repeats={self.repeats} must be at least 1")
+        if self.min_seconds < 0:
+            raise ConfigError(f"runtime.latency.min_seconds={self.min_seconds} must be 0 or more")
         if self.quiet_rounds < 0:
             raise ConfigError(f"runtime.latency.quiet_rounds={self.quiet_rounds} must be 0 or more")
 

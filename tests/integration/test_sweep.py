@@ -30,6 +30,7 @@ def sweep_args(workdir: Path, cache: Path, n_trials: int) -> list[str]:
         "search.parallelism=2",
         "runtime.latency.warmup=2",
         "runtime.latency.repeats=10",
+        "runtime.latency.min_seconds=0",
         "plugins=[exploding_stage]",
         "+space.recipe.boom={stage: {choices: [none, explode]}}",
         "space.enqueue=["

@@ -16,7 +16,9 @@ def test_latency_counts_warmup_apart_and_reports_spread() -> None:
         time.sleep(0.002)
         return inputs["x"]
 
-    stats = measure_latency(predict, {"x": np.zeros(1)}, LatencySettings(warmup=3, repeats=9))
+    stats = measure_latency(
+        predict, {"x": np.zeros(1)}, LatencySettings(warmup=3, repeats=9, min_seconds=0)
+    )
     assert len(calls) == 12 and stats.repeats == 9
     assert 2.0 <= stats.p10_ms <= stats.median_ms <= stats.p90_ms < 50
     assert stats.ci95_low_ms <= stats.median_ms <= stats.ci95_high_ms
@@ -30,6 +32,18 @@ def test_latency_counts_warmup_apart_and_reports_spread() -> None:
         "latency_repeats",
     }
     assert set(stats.as_metrics("_quiet")) == {f"{k}_quiet" for k in stats.as_metrics()}
+
+
+def test_fast_models_are_timed_for_at_least_min_seconds() -> None:
+    def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        time.sleep(0.001)
+        return inputs["x"]
+
+    settings = LatencySettings(warmup=0, repeats=5, min_seconds=0.1)
+    started = time.perf_counter()
+    stats = measure_latency(predict, {"x": np.zeros(1)}, settings)
+    assert time.perf_counter() - started >= 0.1
+    assert stats.repeats >= 50 and stats.repeats % 5 == 0  # whole blocks of `repeats`
 
 
 def test_median_interval_covers_the_true_median_95_percent_of_the_time() -> None:
@@ -63,6 +77,7 @@ def test_too_few_samples_give_the_whole_range() -> None:
         ({"repeats": 0}, "repeats=0 must be at least 1"),
         ({"warmup": -1}, "warmup=-1 must be 0 or more"),
         ({"quiet_rounds": -1}, "quiet_rounds=-1 must be 0 or more"),
+        ({"min_seconds": -1}, "min_seconds=-1 must be 0 or more"),
     ],
 )
 def test_bad_latency_settings_are_refused(kwargs, message) -> None:
