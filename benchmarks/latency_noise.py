@@ -21,7 +21,7 @@ from slimsweep.compressors import CompressedModel
 from slimsweep.sweeps.bench import measure_latency
 from slimsweep.sweeps.hardware import fingerprint
 from slimsweep.sweeps.node_lock import NodeLock
-from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
+from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNN
 

@@ -20,7 +20,7 @@ from torch import nn
 from slimsweep.compressors import CompressedModel, QuantizationPlan
 from slimsweep.sweeps.bench import measure_latency
 from slimsweep.sweeps.hardware import fingerprint
-from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
+from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNN
 

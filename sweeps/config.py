@@ -66,7 +66,7 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 def load_settings(overrides: list[str]) -> Settings:
     """Everything a sweep needs, checked: a wrong key or value fails here, naming it."""
     from slimsweep.compressors import STAGES
-    from slimsweep.sweeps.runtimes import runtime_config
+    from slimsweep.sweeps.runtimes import RUNTIMES, runtime_config
     from slimsweep.sweeps.space import parse_space
     from slimsweep.sweeps.task import build_task
 
@@ -84,6 +84,10 @@ def load_settings(overrides: list[str]) -> Settings:
     runtime = runtime_config(resolved["runtime"])
     space = parse_space(resolved["space"], stage_configs)
     _check_runtime_realises(space, runtime)
+    if cluster.address is None:  # trials run on this machine: it must have the hardware
+        reason = RUNTIMES.get(runtime.name).unavailable()
+        if reason:
+            raise ConfigError(f"runtime={runtime.name} cannot run here: {reason}")
     return Settings(
         sweep=typed(SweepSettings, resolved["sweep"], "sweep"),
         search=typed(SearchSettings, resolved["search"], "search"),

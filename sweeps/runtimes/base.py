@@ -18,6 +18,10 @@ class Runtime(Protocol):
     def __init__(self, config: RuntimeConfig) -> None: ...
 
     @staticmethod
+    def unavailable() -> str | None:
+        """Why this runtime cannot run on this machine (no GPU, no provider), or None."""
+
+    @staticmethod
     def refusal(stage: str, key: str, value: object) -> str | None:
         """Why this runtime cannot realise `stage` with `key=value`, or None if it can.
         Asked for every value a search space can produce, before any trial launches."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from slimsweep.compressors import STAGES, CompressedModel, StageContext
-from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
+from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 
 
 @pytest.mark.parametrize("name", STAGES.names())

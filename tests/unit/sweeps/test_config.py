@@ -63,7 +63,7 @@ def test_overrides_reach_the_settings() -> None:
             "direction='down' is not allowed; choose one of 'maximize', 'minimize'",
         ),
         ("runtime.latency.repeats=0", "runtime.latency.repeats=0 must be at least 1"),
-        ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: ort_cpu"),
+        ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: ort_cpu, ort_cuda"),
         ("cluster.cpus_per_trial=0", "cluster.cpus_per_trial=0 must be at least 1"),
         (
             "space.recipe.prune.sparsity.high=1.5",
@@ -77,7 +77,7 @@ def test_overrides_reach_the_settings() -> None:
         (
             "runtime=torch_cpu",
             "space.recipe.quantize.precision: runtime torch_cpu cannot run "
-            "quantize(precision=int8_dynamic): torch_cpu runs fp32, fp16 only",
+            "quantize(precision=int8_dynamic): torch runtimes run fp32, fp16 only",
         ),
     ],
 )

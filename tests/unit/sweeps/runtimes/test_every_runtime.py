@@ -13,6 +13,10 @@ from slimsweep.sweeps.runtimes import RUNTIMES, build_runtime
 
 
 def _runtime(name: str):
+    """The runtime, or a skip where this machine lacks its hardware (GPU runtimes in CI)."""
+    reason = RUNTIMES.get(name).unavailable()
+    if reason:
+        pytest.skip(reason)
     return build_runtime(RUNTIMES.get(name).config_type(name=name))
 
 

@@ -1,4 +1,4 @@
-"""ONNX Runtime on the CPU execution provider: the artifact is one .onnx file."""
+"""ONNX Runtime on the CPU or CUDA execution provider: the artifact is one .onnx file."""
 
 import shutil
 import tempfile
@@ -26,6 +26,7 @@ class OrtCpuConfig(RuntimeConfig):
 class OrtCpuRuntime:
     config_type = OrtCpuConfig
     artifact_name = "model.onnx"
+    provider = "CPUExecutionProvider"
 
     def __init__(self, config: OrtCpuConfig) -> None:
         self.config = config
@@ -34,7 +35,19 @@ class OrtCpuRuntime:
     def refusal(stage: str, key: str, value: object) -> str | None:
         realised = value == "fp32" or value in ORT_REALISERS
         if stage == "quantize" and key == "precision" and not realised:
-            return f"ort_cpu realises fp32, {', '.join(ORT_REALISERS.names())} only"
+            return f"ONNX Runtime realises fp32, {', '.join(ORT_REALISERS.names())} only"
+        return None
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        import onnxruntime as ort
+
+        offered = ort.get_available_providers()
+        if cls.provider not in offered:
+            return (
+                f"{cls.provider} is not in this onnxruntime (it offers {', '.join(offered)}); "
+                "a GPU and the onnxruntime-gpu package are needed"
+            )
         return None
 
     def export(
@@ -60,9 +73,14 @@ class OrtCpuRuntime:
         options.intra_op_num_threads = self.config.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), options, providers=[self.provider])
 
         def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
             return session.run([OUTPUT_NAME], inputs)[0]
 
         return predict
+
+
+@RUNTIMES.register("ort_cuda")
+class OrtCudaRuntime(OrtCpuRuntime):
+    provider = "CUDAExecutionProvider"

@@ -10,7 +10,7 @@ import torch
 from onnx import numpy_helper
 
 from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
-from slimsweep.sweeps.runtimes.ort_cpu import OrtCpuConfig, OrtCpuRuntime
+from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.task import evaluate
 
 

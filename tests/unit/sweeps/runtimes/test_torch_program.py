@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from slimsweep.compressors import CompressedModel, QuantizationPlan
-from slimsweep.sweeps.runtimes.torch_cpu import TorchCpuConfig, TorchCpuRuntime
+from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRuntime
 from slimsweep.sweeps.task import evaluate
 
 

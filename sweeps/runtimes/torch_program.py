@@ -1,4 +1,5 @@
-"""PyTorch on the CPU, eager or torch.compile: the artifact is a torch.export program (.pt2)."""
+"""PyTorch, eager or torch.compile, on the CPU or a CUDA GPU: the artifact is a torch.export
+program (.pt2), exported once on the CPU and loaded onto the runtime's device."""
 
 import copy
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class TorchCpuConfig(RuntimeConfig):
 class TorchCpuRuntime:
     config_type = TorchCpuConfig
     artifact_name = "model.pt2"
+    device = "cpu"
 
     def __init__(self, config: TorchCpuConfig) -> None:
         self.config = config
@@ -38,8 +40,8 @@ class TorchCpuRuntime:
     def refusal(stage: str, key: str, value: object) -> str | None:
         if stage == "quantize" and key == "precision" and value not in REALISED_PRECISIONS:
             return (
-                f"torch_cpu runs {', '.join(REALISED_PRECISIONS)} only: PyTorch has no "
-                f"exportable CPU integer kernels for {value}; use runtime=ort_cpu"
+                f"torch runtimes run {', '.join(REALISED_PRECISIONS)} only: PyTorch has no "
+                f"exportable integer kernels for {value}; use runtime=ort_cpu or ort_cuda"
             )
         return None
 
@@ -59,18 +61,35 @@ class TorchCpuRuntime:
         program = torch.export.export(module, (), kwargs=example, dynamic_shapes=shapes)
         torch.export.save(program, str(path))
 
+    @staticmethod
+    def unavailable() -> str | None:
+        return None
+
     def load(self, path: Path) -> Predict:
         torch.set_num_threads(self.config.threads)
-        module = torch.export.load(str(path)).module()
+        device = torch.device(self.device)
+        module = torch.export.load(str(path)).module().to(device)
         dtype = next(iter(module.parameters()), torch.zeros(())).dtype
         if self.config.compile:
             module = torch.compile(module)
 
         def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
-            # Callers feed float32; an fp16 program is fed and read as a deployment would.
-            tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+            # Callers feed float32 host arrays; an fp16 program is fed and read as a deployment
+            # would. On a GPU the copies in and out are part of what is timed.
+            tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
             with torch.inference_mode():
-                return module(**tensors).float().numpy()
+                return module(**tensors).float().cpu().numpy()  # .cpu() waits for the GPU
 
         return predict
+
+
+@RUNTIMES.register("torch_cuda")
+class TorchCudaRuntime(TorchCpuRuntime):
+    device = "cuda"
+
+    @staticmethod
+    def unavailable() -> str | None:
+        if not torch.cuda.is_available():
+            return "torch_cuda needs a CUDA GPU; torch.cuda.is_available() is False here"
+        return None
