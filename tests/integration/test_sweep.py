@@ -256,7 +256,8 @@ def test_killed_driver_loses_no_completed_trial(
         if "mlflow_run_id" in after[number].user_attrs:  # unless killed before its run existed
             assert runs[after[number].user_attrs["mlflow_run_id"]].info.status == "KILLED"
         rerun = [t for t in after.values() if t.user_attrs.get("requeued_from") == number]
-        assert len(rerun) == 1 and rerun[0].params == after[number].params
+        # the re-run keeps what had been drawn (nothing, if the driver died right after ask)
+        assert len(rerun) == 1 and after[number].params.items() <= rerun[0].params.items()
         assert rerun[0].state in (TrialState.COMPLETE, TrialState.FAIL)
     assert all(run.info.status != "RUNNING" for run in runs.values())
     counted = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
