@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ ROLE_TAG = "slimsweep.role"
 
 class Tracker:
     def __init__(self, uri: str, artifact_root: str, sweep_name: str) -> None:
+        # Progress bars of artifact downloads would interleave with the sweep's own output.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
