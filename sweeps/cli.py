@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--show-config", action="store_true", help="print the config and exit")
     pareto = commands.add_parser("pareto", help="print the Pareto front of a sweep")
     pareto.add_argument("sweep", nargs="?", help="sweep name (default: the last one run)")
+    pareto.add_argument("--sort", metavar="OBJECTIVE", help="best first by this objective")
+    pareto.add_argument("--json", action="store_true", help="machine-readable output")
     pareto.add_argument(
         "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
     )
@@ -62,10 +64,19 @@ def _pareto(args: argparse.Namespace) -> None:
     storage = compose(args.overrides)["sweep"]["storage"]
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         raise SweepError(f"no sweeps yet: {storage} does not exist; run `slimsweep run` first")
-    from slimsweep.sweeps.pareto import format_front
+    from slimsweep.sweeps.pareto import format_front, front, front_json, objectives, sort_rows
     from slimsweep.sweeps.study import open_existing
 
-    print(format_front(open_existing(storage, args.sweep)))
+    study = open_existing(storage, args.sweep)
+    rows = front(study)
+    if not rows:
+        raise SweepError(f"sweep {study.study_name!r} has no completed trials yet")
+    if args.sort:
+        if args.sort not in objectives(study):
+            allowed = ", ".join(objectives(study))
+            raise SweepError(f"--sort {args.sort!r} is not an objective here; use one of {allowed}")
+        rows = sort_rows(rows, study, args.sort)
+    print(front_json(study, rows) if args.json else format_front(study, rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,11 +16,13 @@ import optuna
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.pareto import (
+    BASELINE_ATTR,
     METRICS_ATTR,
     QUIET,
     QUIET_ATTR,
     RECIPE_ATTR,
     RUN_ID_ATTR,
+    baseline,
     front,
 )
 from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
@@ -101,6 +103,8 @@ def _run_trials(
             summary = describe_recipe(recipe)
             run_id = tracker.start_trial(trial.number, trial.params, summary, settings.resolved)
             trial.set_user_attr(RECIPE_ATTR, summary)
+            if trial.params == settings.space.baseline:
+                trial.set_user_attr(BASELINE_ATTR, True)
             trial.set_user_attr(RUN_ID_ATTR, run_id)
             request = TrialRequest(
                 trial.number,
@@ -193,6 +197,9 @@ def _remeasure_front(
     import ray
 
     candidates = front(study, quiet=False)
+    reference = baseline(study, quiet=False)
+    if reference is not None and reference.trial not in {r.trial for r in candidates}:
+        candidates.append(reference)  # re-measured beside the front, so ratios compare alike
     done = study.user_attrs.get(QUIET_ATTR, {})
     rounds = settings.runtime.latency.quiet_rounds
     if not rounds or not candidates or {str(r.trial) for r in candidates} <= set(done):
@@ -203,7 +210,8 @@ def _remeasure_front(
         for r in candidates
     ]
     report(
-        f"re-measuring the {len(artifacts)} front candidates alone, interleaved ({rounds} rounds)"
+        f"re-measuring {len(artifacts)} candidates (front and baseline) alone, "
+        f"interleaved ({rounds} rounds)"
     )
     _start_ray(settings)
     request = RemeasureRequest(

@@ -1,13 +1,16 @@
-"""The Pareto front of a sweep, from the study alone, and its table."""
+"""The Pareto front of a sweep, from the study alone: rows, comparison with the baseline,
+a table and JSON."""
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 RECIPE_ATTR = "recipe"
 METRICS_ATTR = "metrics"
 RUN_ID_ATTR = "mlflow_run_id"
+BASELINE_ATTR = "baseline"  # set on the trial that ran the space's baseline recipe
 # Study attribute: {trial number: latency metrics of the last quiet re-measurement, "_quiet"}.
 QUIET_ATTR = "quiet_latency"
 QUIET = "_quiet"
@@ -23,6 +26,30 @@ class FrontRow:
     remeasured: bool = False
 
 
+def objectives(study: optuna.Study) -> dict[str, bool]:
+    """Objective name → True where it is maximized."""
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+    return dict(zip(names, maximize, strict=True))
+
+
+def _row(trial: FrozenTrial, names: list[str], quiet: dict[str, float] | None) -> FrontRow:
+    metrics = dict(trial.user_attrs.get(METRICS_ATTR, {}))
+    values = dict(zip(names, trial.values, strict=True))
+    if quiet is not None:
+        quiet_metrics = {k.removesuffix(QUIET): v for k, v in quiet.items()}
+        metrics.update(quiet_metrics)
+        values.update({n: quiet_metrics[n] for n in names if n in quiet_metrics})
+    return FrontRow(
+        trial=trial.number,
+        recipe=trial.user_attrs.get(RECIPE_ATTR, ""),
+        values=values,
+        metrics=metrics,
+        run_id=trial.user_attrs.get(RUN_ID_ATTR, ""),
+        remeasured=quiet is not None,
+    )
+
+
 def front(study: optuna.Study, *, quiet: bool = True) -> list[FrontRow]:
     """The non-dominated completed trials, best first by the first objective.
 
@@ -30,33 +57,38 @@ def front(study: optuna.Study, *, quiet: bool = True) -> list[FrontRow]:
     re-measured all of them, their latencies are replaced by the quiet ones and the front is
     taken again among them.
     """
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    names = list(objectives(study))
     remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
     candidates = study.best_trials
     use_quiet = bool(candidates) and all(str(t.number) in remeasured for t in candidates)
-    rows = []
-    for t in candidates:
-        metrics = dict(t.user_attrs.get(METRICS_ATTR, {}))
-        values = dict(zip(names, t.values, strict=True))
-        if use_quiet:
-            quiet_metrics = {k.removesuffix(QUIET): v for k, v in remeasured[str(t.number)].items()}
-            metrics.update(quiet_metrics)
-            values.update({n: quiet_metrics[n] for n in names if n in quiet_metrics})
-        rows.append(
-            FrontRow(
-                trial=t.number,
-                recipe=t.user_attrs.get(RECIPE_ATTR, ""),
-                values=values,
-                metrics=metrics,
-                run_id=t.user_attrs.get(RUN_ID_ATTR, ""),
-                remeasured=use_quiet,
-            )
-        )
-    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
-    rows = non_dominated(rows, maximize)
-    return sorted(
-        rows, key=lambda r: (next(iter(r.values.values())), -r.trial), reverse=maximize[0]
-    )
+    rows = [_row(t, names, remeasured[str(t.number)] if use_quiet else None) for t in candidates]
+    return sort_rows(non_dominated(rows, list(objectives(study).values())), study, names[0])
+
+
+def baseline(study: optuna.Study, *, quiet: bool = True) -> FrontRow | None:
+    """The completed run of the space's baseline recipe, with quiet numbers if it has them."""
+    remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get(BASELINE_ATTR):
+            return _row(trial, list(objectives(study)), remeasured.get(str(trial.number)))
+    return None
+
+
+def versus(row: FrontRow, reference: FrontRow, study: optuna.Study) -> dict[str, float]:
+    """Per objective: the difference for one maximized (Δ accuracy), the ratio for one
+    minimized (x smaller, x faster: reference / row)."""
+    return {
+        name: row.values[name] - reference.values[name]
+        if up
+        else reference.values[name] / row.values[name]
+        for name, up in objectives(study).items()
+    }
+
+
+def sort_rows(rows: list[FrontRow], study: optuna.Study, by: str) -> list[FrontRow]:
+    """Best first by objective `by` (ties: lower trial number first)."""
+    up = objectives(study)[by]
+    return sorted(rows, key=lambda r: (-r.values[by] if up else r.values[by], r.trial))
 
 
 def non_dominated(rows: list[FrontRow], maximize: list[bool]) -> list[FrontRow]:
@@ -72,8 +104,27 @@ def non_dominated(rows: list[FrontRow], maximize: list[bool]) -> list[FrontRow]:
     ]
 
 
-def format_front(study: optuna.Study) -> str:
-    rows = front(study)
+def front_json(study: optuna.Study, rows: list[FrontRow]) -> str:
+    reference = baseline(study)
+    return json.dumps(
+        {
+            "sweep": study.study_name,
+            "objectives": [
+                {"metric": n, "direction": "maximize" if up else "minimize"}
+                for n, up in objectives(study).items()
+            ],
+            "baseline": asdict(reference) if reference else None,
+            "front": [
+                {**asdict(r), "versus_baseline": versus(r, reference, study) if reference else None}
+                for r in rows
+            ],
+        },
+        indent=2,
+    )
+
+
+def format_front(study: optuna.Study, rows: list[FrontRow] | None = None) -> str:
+    rows = front(study) if rows is None else rows
     completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     title = (
@@ -82,17 +133,21 @@ def format_front(study: optuna.Study) -> str:
     )
     if not rows:
         return f"{title}\n(no completed trials yet)"
-    names = list(rows[0].values)
-    header = [
-        "trial",
-        "recipe",
-        *(_column_title(n, rows[0].remeasured) for n in names),
-        "mlflow run",
-    ]
-    body = [
-        [str(r.trial), r.recipe, *(_cell(n, r.values[n], r.metrics) for n in names), r.run_id]
-        for r in rows
-    ]
+    reference = baseline(study)
+    if reference is not None:
+        title += f"\nbaseline: trial {reference.trial}, {_summary(reference)}"
+    directions = objectives(study)
+    header = ["trial", "recipe"]
+    header += [_column_title(n, up, rows[0].remeasured) for n, up in directions.items()]
+    header.append("mlflow run")
+    body = []
+    for r in rows:
+        compared = versus(r, reference, study) if reference else {}
+        cells = [
+            _cell(n, r.values[n], r.metrics) + _change(compared.get(n), up)
+            for n, up in directions.items()
+        ]
+        body.append([str(r.trial), r.recipe, *cells, r.run_id])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
@@ -101,20 +156,35 @@ def format_front(study: optuna.Study) -> str:
     return "\n".join([title, lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def _column_title(name: str, remeasured: bool) -> str:
-    if name == "size_bytes":
-        return "size KiB"
+def _summary(row: FrontRow) -> str:
+    return ", ".join(f"{_title(n)} {_cell(n, v, row.metrics)}" for n, v in row.values.items())
+
+
+def _title(name: str) -> str:
+    return {"size_bytes": "size KiB", "latency_ms_median": "latency ms"}.get(name, name)
+
+
+def _column_title(name: str, up: bool, remeasured: bool) -> str:
+    title = _title(name)
     if name == "latency_ms_median":
-        return "latency ms, quiet (p10-p90)" if remeasured else "latency ms (p10-p90)"
-    return name
+        title += (", quiet" if remeasured else "") + " [95% CI]"
+    return f"{title} ({'Δ' if up else 'x better'})"
+
+
+def _change(compared: float | None, up: bool) -> str:
+    """Against the baseline: the difference of a maximized objective, the ratio of another."""
+    if compared is None:
+        return ""
+    return f" ({compared:+.4f})" if up else f" ({compared:.2f}x)"
 
 
 def _cell(name: str, value: float, metrics: dict[str, float]) -> str:
     if name == "size_bytes":
         return f"{value / 1024:.1f}"
     if name == "latency_ms_median":
-        low, high = metrics.get("latency_ms_p10", value), metrics.get("latency_ms_p90", value)
-        return f"{value:.3f} ({low:.3f}-{high:.3f})"
+        low = metrics.get("latency_ms_ci95_low", value)
+        high = metrics.get("latency_ms_ci95_high", value)
+        return f"{value:.3f} [{low:.3f}-{high:.3f}]"
     if name == "param_count":
         return f"{value:,.0f}"
     return f"{value:.4f}"

@@ -101,6 +101,7 @@ class Space:
     name: str
     slots: tuple[Slot, ...]
     enqueue: tuple[dict[str, Any], ...] = ()
+    baseline: dict[str, Any] | None = None  # the uncompressed reference recipe, run first
 
     def sample(self, trial: SuggestsParams) -> list[RecipeStep]:
         """Ask the trial for exactly the parameters that exist under the values drawn so far."""
@@ -137,7 +138,7 @@ _ABSENT = object()
 
 def parse_space(node: Mapping[str, Any], stage_configs: Mapping[str, type]) -> Space:
     """Build a Space from the `space` config node; `stage_configs` maps stage name → config type."""
-    _require_keys("space", node, ("name", "recipe", "enqueue"))
+    _require_keys("space", node, ("name", "recipe", "baseline", "enqueue"))
     recipe = node.get("recipe") or {}
     if not isinstance(recipe, Mapping) or not recipe:
         raise ConfigError("space.recipe must map slot names to stages; it is empty")
@@ -146,8 +147,14 @@ def parse_space(node: Mapping[str, Any], stage_configs: Mapping[str, type]) -> S
         _parse_slot(slot_name, spec, stage_configs, accepts) for slot_name, spec in recipe.items()
     )
     space = Space(str(node.get("name", "space")), slots)
-    enqueue = tuple(_check_enqueued(space, i, e) for i, e in enumerate(node.get("enqueue") or []))
-    return Space(space.name, space.slots, enqueue)
+    enqueue = tuple(
+        _check_enqueued(space, f"space.enqueue[{i}]", e)
+        for i, e in enumerate(node.get("enqueue") or [])
+    )
+    baseline = node.get("baseline")
+    if baseline is not None:
+        baseline = _check_enqueued(space, "space.baseline", baseline)
+    return Space(space.name, space.slots, enqueue, baseline)
 
 
 def _parse_slot(
@@ -262,10 +269,9 @@ def _check_against_stage(where: str, param: Param, stage_name: str, config_type:
             raise ConfigError(f"{where} (stage {stage_name}): {error}")
 
 
-def _check_enqueued(space: Space, index: int, entry: Any) -> dict[str, Any]:
+def _check_enqueued(space: Space, where: str, entry: Any) -> dict[str, Any]:
     import optuna
 
-    where = f"space.enqueue[{index}]"
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must map slots to {{param: value}}")
     flat = {

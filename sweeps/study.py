@@ -47,6 +47,8 @@ def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optu
         raise SweepError(f"sweep {settings.sweep.name!r} was started with other directions")
     study.set_metric_names(names)
     study.set_user_attr(LAST_RUN_AT, datetime.now(UTC).isoformat())
+    if settings.space.baseline is not None:
+        study.enqueue_trial(settings.space.baseline, skip_if_exists=True)
     for params in settings.space.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     return study

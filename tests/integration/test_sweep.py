@@ -1,6 +1,7 @@
 """A real sweep end to end: CLI → Optuna (SQLite) ⇄ Ray tasks → MLflow (SQLite)."""
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -33,8 +34,8 @@ def sweep_args(workdir: Path, cache: Path, n_trials: int) -> list[str]:
         "runtime.latency.min_seconds=0",
         "plugins=[exploding_stage]",
         "+space.recipe.boom={stage: {choices: [none, explode]}}",
+        "+space.baseline.boom={stage: none}",
         "space.enqueue=["
-        "{prune: {stage: none}, quantize: {precision: fp32}, boom: {stage: none}},"
         "{prune: {stage: none}, quantize: {precision: int8_static, per_channel: true,"
         " calibration: minmax}, boom: {stage: none}},"
         "{prune: {stage: none}, quantize: {precision: fp32}, boom: {stage: explode}}]",
@@ -210,6 +211,30 @@ def test_sweep_records_every_trial_and_resumes(
     assert shown.returncode == 0, shown.stderr
     assert "Pareto front of sweep 'it'" in shown.stdout
     assert front_trials(shown.stdout) == _expected_front(load(tmp_path))
+
+    # ... as JSON, sorted by any objective, compared with the baseline (enqueued first: trial 0).
+    as_json = slimsweep("pareto", SWEEP, f"sweep.dir={tmp_path}", "--json", "--sort", "size_bytes")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert {row["trial"] for row in document["front"]} == _expected_front(load(tmp_path))
+    sizes = [row["values"]["size_bytes"] for row in document["front"]]
+    assert sizes == sorted(sizes)
+    assert document["baseline"]["trial"] == 0 and trials[0].user_attrs["baseline"] is True
+    for row in document["front"]:
+        ratio = document["baseline"]["values"]["size_bytes"] / row["values"]["size_bytes"]
+        assert row["versus_baseline"]["size_bytes"] == pytest.approx(ratio)
+
+    # Bad input: one clear line, a non-zero exit.
+    for args, message in [
+        (("pareto", "nope", f"sweep.dir={tmp_path}"), "unknown sweep 'nope'; known: it"),
+        (
+            ("pareto", SWEEP, f"sweep.dir={tmp_path}", "--sort", "speed"),
+            "--sort 'speed' is not an objective",
+        ),
+    ]:
+        refused = slimsweep(*args)
+        assert refused.returncode == 2 and message in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
 
 
 def test_killed_driver_loses_no_completed_trial(

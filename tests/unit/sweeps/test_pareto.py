@@ -1,9 +1,11 @@
 import itertools
+import json
 import random
 
 import optuna
+import pytest
 
-from slimsweep.sweeps.pareto import format_front, front
+from slimsweep.sweeps.pareto import format_front, front, front_json, sort_rows
 
 
 def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
@@ -44,22 +46,49 @@ def test_front_is_exactly_the_non_dominated_set() -> None:
         assert accuracies == sorted(accuracies, reverse=True)
 
 
-def test_table_shows_units_and_counts() -> None:
+def _study_with_baseline() -> optuna.Study:
     study = optuna.create_study(study_name="s", directions=["maximize", "minimize", "minimize"])
     study.set_metric_names(["accuracy", "size_bytes", "latency_ms_median"])
+    ci = {"latency_ms_ci95_low": 1.4, "latency_ms_ci95_high": 1.7}
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.99, 8192.0, 3.0],
+            user_attrs={"recipe": "baseline", "mlflow_run_id": "b", "baseline": True},
+        )
+    )
     study.add_trial(
         optuna.trial.create_trial(
             values=[0.98, 2048.0, 1.5],
             user_attrs={
                 "recipe": "quantize(precision=int8_static)",
                 "mlflow_run_id": "abc",
-                "metrics": {"latency_ms_p10": 1.4, "latency_ms_p90": 1.7},
+                "metrics": ci,
             },
         )
     )
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
-    table = format_front(study)
-    assert "1 of 1 completed trials (1 failed)" in table
-    assert (
-        "size KiB" in table and "2.0" in table and "1.500 (1.400-1.700)" in table and "abc" in table
-    )
+    return study
+
+
+def test_table_compares_with_the_baseline_in_the_user_s_units() -> None:
+    table = format_front(_study_with_baseline())
+    assert "2 of 2 completed trials (1 failed)" in table
+    assert "baseline: trial 0, accuracy 0.9900, size KiB 8.0, latency ms 3.000" in table
+    row = next(line for line in table.splitlines() if line.startswith("1 "))
+    assert "0.9800 (-0.0100)" in row and "2.0 (4.00x)" in row
+    assert "1.500 [1.400-1.700] (2.00x)" in row and row.endswith("abc")
+
+
+def test_json_and_sorting() -> None:
+    study = _study_with_baseline()
+    by_size = sort_rows(front(study), study, "size_bytes")
+    assert [r.trial for r in by_size] == [1, 0]
+    assert [r.trial for r in sort_rows(front(study), study, "accuracy")] == [0, 1]
+    document = json.loads(front_json(study, by_size))
+    assert document["baseline"]["trial"] == 0
+    assert document["front"][0]["versus_baseline"] == {
+        "accuracy": pytest.approx(-0.01),
+        "size_bytes": 4.0,
+        "latency_ms_median": 2.0,
+    }
+    assert document["objectives"][1] == {"metric": "size_bytes", "direction": "minimize"}

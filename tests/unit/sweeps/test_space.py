@@ -152,6 +152,14 @@ def test_condition_on_another_slot() -> None:
     assert none_recipe == [RecipeStep("quantize", "quant", {})]
 
 
+def test_baseline_is_checked_like_an_enqueued_recipe() -> None:
+    baseline = {"prune": {"stage": NO_STAGE}, "quantize": {"precision": "fp32"}}
+    space = parse_space({**space_node(), "baseline": baseline}, STAGES)
+    assert space.baseline == {"prune.stage": NO_STAGE, "quantize.precision": "fp32"}
+    with pytest.raises(ConfigError, match="space.baseline leaves a parameter unset"):
+        parse_space({**space_node(), "baseline": {"prune": {"stage": NO_STAGE}}}, STAGES)
+
+
 def test_enqueued_trials_are_checked() -> None:
     good = {"prune": {"stage": NO_STAGE}, "quantize": {"precision": "fp32"}}
     space = parse_space({**space_node(), "enqueue": [good]}, STAGES)
@@ -167,6 +175,6 @@ def test_enqueued_trials_are_checked() -> None:
             "do not exist under the other values",
         ),
     ]:
-        with pytest.raises(ConfigError, match="space.enqueue") as error:
+        with pytest.raises(ConfigError, match=r"space\.enqueue\[0\]") as error:
             parse_space({**space_node(), "enqueue": [bad]}, STAGES)
         assert message in str(error.value)
