@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from slimsweep.sweeps.errors import ConfigError, SweepError
 
@@ -11,7 +12,10 @@ EXAMPLES = """examples:
   slimsweep run sweep.name=nightly space.recipe.prune.sparsity.high=0.8
   slimsweep run --show-config                        print the composed config and exit
   slimsweep pareto                                   the front of the last sweep
-  slimsweep pareto nightly                           the front of a named sweep
+  slimsweep pareto nightly --sort size_bytes --json  a named sweep's front, for scripts
+  slimsweep pick nightly --max-latency-ms 2 --min-accuracy 0.97 [--knee]
+  slimsweep export nightly 13 --to deploy/           artifact, recipe, config, model card
+  slimsweep register nightly 13 --alias champion     into the MLflow Model Registry
 """
 
 
@@ -33,6 +37,41 @@ def _parser() -> argparse.ArgumentParser:
     pareto.add_argument(
         "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
     )
+    pick = commands.add_parser(
+        "pick", help="choose one model off the front, within bounds, and say why"
+    )
+    pick.add_argument("sweep", help="sweep name")
+    pick.add_argument(
+        "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
+    )
+    pick.add_argument(
+        "--min", action="append", default=[], metavar="METRIC=VALUE", help="lower bound"
+    )
+    pick.add_argument(
+        "--max", action="append", default=[], metavar="METRIC=VALUE", help="upper bound"
+    )
+    pick.add_argument("--min-accuracy", type=float, help="shorthand for --min accuracy=VALUE")
+    pick.add_argument("--max-latency-ms", type=float, help="--max latency_ms_median=VALUE")
+    pick.add_argument("--max-size-kib", type=float, help="--max size_bytes=VALUE*1024")
+    pick.add_argument(
+        "--knee", action="store_true", help="the knee of the front, not the best first objective"
+    )
+    pick.add_argument("--json", action="store_true", help="machine-readable output")
+    export = commands.add_parser(
+        "export", help="write a trial's artifact (sha256-checked), recipe, config and model card"
+    )
+    export.add_argument("sweep", help="sweep name")
+    export.add_argument("trial", type=int, help="trial number")
+    export.add_argument("overrides", nargs="*", help="overrides locating the stores")
+    export.add_argument("--to", required=True, type=Path, help="a new or empty folder")
+    register = commands.add_parser(
+        "register", help="put a trial's artifact in the MLflow Model Registry under an alias"
+    )
+    register.add_argument("sweep", help="sweep name")
+    register.add_argument("trial", type=int, help="trial number")
+    register.add_argument("overrides", nargs="*", help="overrides locating the stores")
+    register.add_argument("--name", help="registered model name (default: the sweep's)")
+    register.add_argument("--alias", default="champion", help="alias to point at the new version")
     return parser
 
 
@@ -53,10 +92,14 @@ def _run(args: argparse.Namespace) -> None:
     print(format_front(study))
 
 
-def _pareto(args: argparse.Namespace) -> None:
+def _front_of(args: argparse.Namespace) -> tuple:
+    """The sweep named (or the last one run) in the stores the overrides locate, and its
+    front; reading never creates a store."""
     from pathlib import Path
 
     from slimsweep.sweeps.config import compose
+    from slimsweep.sweeps.pareto import front
+    from slimsweep.sweeps.study import open_existing
 
     if args.sweep and "=" in args.sweep:
         args.overrides.insert(0, args.sweep)
@@ -64,13 +107,17 @@ def _pareto(args: argparse.Namespace) -> None:
     storage = compose(args.overrides)["sweep"]["storage"]
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         raise SweepError(f"no sweeps yet: {storage} does not exist; run `slimsweep run` first")
-    from slimsweep.sweeps.pareto import format_front, front, front_json, objectives, sort_rows
-    from slimsweep.sweeps.study import open_existing
-
     study = open_existing(storage, args.sweep)
     rows = front(study)
     if not rows:
         raise SweepError(f"sweep {study.study_name!r} has no completed trials yet")
+    return study, rows
+
+
+def _pareto(args: argparse.Namespace) -> None:
+    from slimsweep.sweeps.pareto import format_front, front_json, objectives, sort_rows
+
+    study, rows = _front_of(args)
     if args.sort:
         if args.sort not in objectives(study):
             allowed = ", ".join(objectives(study))
@@ -79,10 +126,78 @@ def _pareto(args: argparse.Namespace) -> None:
     print(front_json(study, rows) if args.json else format_front(study, rows))
 
 
+def _bounds(args: argparse.Namespace) -> list:
+    from slimsweep.sweeps.choose import Bound
+
+    bounds = []
+    for upper, specs in ((False, args.min), (True, args.max)):
+        for spec in specs:
+            metric, _, value = spec.partition("=")
+            try:
+                bounds.append(Bound(metric, float(value), upper))
+            except ValueError:
+                flag = "--max" if upper else "--min"
+                raise SweepError(f"{flag} {spec!r}: expected METRIC=NUMBER") from None
+    if args.min_accuracy is not None:
+        bounds.append(Bound("accuracy", args.min_accuracy, upper=False))
+    if args.max_latency_ms is not None:
+        bounds.append(Bound("latency_ms_median", args.max_latency_ms, upper=True))
+    if args.max_size_kib is not None:
+        bounds.append(Bound("size_bytes", args.max_size_kib * 1024, upper=True))
+    return bounds
+
+
+def _pick(args: argparse.Namespace) -> None:
+    import json
+    from dataclasses import asdict
+
+    from slimsweep.sweeps.choose import choose
+    from slimsweep.sweeps.pareto import format_front
+
+    study, rows = _front_of(args)
+    choice = choose(study, rows, _bounds(args), args.knee)
+    if args.json:
+        print(json.dumps({**asdict(choice.row), "reason": choice.reason}, indent=2))
+        return
+    print(format_front(study, [choice.row], title=f"Picked from sweep {study.study_name!r}:"))
+    print(f"\nwhy: {choice.reason}")
+
+
+def _store(args: argparse.Namespace):
+    from slimsweep.sweeps.config import compose
+    from slimsweep.sweeps.tracking import TrackingStore
+
+    return TrackingStore(compose(args.overrides)["tracking"]["uri"])
+
+
+def _export(args: argparse.Namespace) -> None:
+    from slimsweep.sweeps.export import export_trial
+
+    study, _ = _front_of(args)
+    for path in export_trial(study, args.trial, _store(args), args.to):
+        print(path)
+
+
+def _register(args: argparse.Namespace) -> None:
+    from slimsweep.sweeps.export import completed_trial, verified_artifact
+
+    study, _ = _front_of(args)
+    trial = completed_trial(study, args.trial)
+    store = _store(args)
+    name, _, sha256 = verified_artifact(trial, store)
+    model = args.name or study.study_name
+    version = store.register(trial.user_attrs["mlflow_run_id"], name, model, args.alias)
+    print(f"registered {model!r} version {version} (alias {args.alias!r}): trial {trial.number}")
+    print(f"sha256 {sha256}")
+
+
+COMMANDS = {"run": _run, "pareto": _pareto, "pick": _pick, "export": _export, "register": _register}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"run": _run, "pareto": _pareto}[args.command](args)
+        COMMANDS[args.command](args)
     except (ConfigError, SweepError) as error:
         print(f"slimsweep: error: {error}", file=sys.stderr)
         return 2

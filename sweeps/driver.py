@@ -16,6 +16,7 @@ import optuna
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.pareto import (
+    ARTIFACT_ATTR,
     BASELINE_ATTR,
     METRICS_ATTR,
     QUIET,
@@ -161,6 +162,7 @@ def _record(
             _record(settings, study, tracker, entry, failed, report)
             return
         entry.trial.set_user_attr(METRICS_ATTR, result.metrics)
+        entry.trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         entry.trial.set_user_attr(PHASES_ATTR, result.phases)
         study.tell(entry.trial, values)
         shown = ", ".join(

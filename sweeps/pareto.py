@@ -10,6 +10,7 @@ from optuna.trial import FrozenTrial, TrialState
 RECIPE_ATTR = "recipe"
 METRICS_ATTR = "metrics"
 RUN_ID_ATTR = "mlflow_run_id"
+ARTIFACT_ATTR = "artifact"  # file name of the trial's artifact in its MLflow run
 BASELINE_ATTR = "baseline"  # set on the trial that ran the space's baseline recipe
 # Study attribute: {trial number: latency metrics of the last quiet re-measurement, "_quiet"}.
 QUIET_ATTR = "quiet_latency"
@@ -123,14 +124,17 @@ def front_json(study: optuna.Study, rows: list[FrontRow]) -> str:
     )
 
 
-def format_front(study: optuna.Study, rows: list[FrontRow] | None = None) -> str:
+def format_front(
+    study: optuna.Study, rows: list[FrontRow] | None = None, title: str | None = None
+) -> str:
     rows = front(study) if rows is None else rows
     completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-    title = (
+    heading = (
         f"Pareto front of sweep {study.study_name!r}: {len(rows)} of {completed} completed "
         f"trials ({failed} failed)"
     )
+    title = heading if title is None else title
     if not rows:
         return f"{title}\n(no completed trials yet)"
     reference = baseline(study)

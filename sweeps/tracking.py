@@ -13,14 +13,54 @@ SWEEP_TAG = "slimsweep.sweep"
 ROLE_TAG = "slimsweep.role"
 
 
-class Tracker:
-    def __init__(self, uri: str, artifact_root: str, sweep_name: str) -> None:
+class TrackingStore:
+    """Reading a sweep's runs back, and the Model Registry; creates no experiment or run."""
+
+    def __init__(self, uri: str) -> None:
         # Progress bars of artifact downloads would interleave with the sweep's own output.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
         self.client = MlflowClient(tracking_uri=uri)
+
+    def artifact(self, run_id: str, name: str) -> tuple[bytes, str]:
+        """A logged artifact's bytes and the sha256 recorded when it was measured."""
+        with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
+            path = self.client.download_artifacts(run_id, name, scratch)
+            content = Path(path).read_bytes()
+        return content, self.client.get_run(run_id).data.tags["slimsweep.artifact_sha256"]
+
+    def text(self, run_id: str, name: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
+            return Path(self.client.download_artifacts(run_id, name, scratch)).read_text()
+
+    def register(self, run_id: str, artifact: str, model_name: str, alias: str) -> str:
+        """A new version of `model_name` in the Model Registry, sourced from the run's
+        artifact and tagged with its sha256; `alias` now points to it. Returns the version."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(model_name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        run = self.client.get_run(run_id)
+        version = self.client.create_model_version(
+            model_name,
+            source=f"{run.info.artifact_uri}/{artifact}",
+            run_id=run_id,
+            tags={"slimsweep.artifact_sha256": run.data.tags["slimsweep.artifact_sha256"]},
+        )
+        self.client.set_registered_model_alias(model_name, alias, version.version)
+        return str(version.version)
+
+
+class Tracker(TrackingStore):
+    """The driver's side: a parent run per sweep, a child run per trial."""
+
+    def __init__(self, uri: str, artifact_root: str, sweep_name: str) -> None:
+        super().__init__(uri)
         experiment = self.client.get_experiment_by_name(sweep_name)
         if experiment is None:
             local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
@@ -101,13 +141,6 @@ class Tracker:
             run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]
         )
         self.client.set_terminated(run_id, "FINISHED")
-
-    def artifact(self, run_id: str, name: str) -> tuple[bytes, str]:
-        """A logged artifact's bytes and the sha256 recorded when it was measured."""
-        with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
-            path = self.client.download_artifacts(run_id, name, scratch)
-            content = Path(path).read_bytes()
-        return content, self.client.get_run(run_id).data.tags["slimsweep.artifact_sha256"]
 
     def log_quiet_latency(self, run_id: str, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric

@@ -287,3 +287,85 @@ def test_killed_driver_loses_no_completed_trial(
     assert all(run.info.status != "RUNNING" for run in runs.values())
     counted = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
     assert len(counted) - len(interrupted) == 6
+
+
+def test_choose_export_and_register_a_model(
+    tmp_path: Path, baseline_cache: Path, trained_digits
+) -> None:
+    """A user's last step: pick within bounds, export what was measured, register it."""
+    workdir = tmp_path / "runs"
+    assert slimsweep("run", *sweep_args(workdir, baseline_cache, n_trials=4)).returncode == 0
+    study = load(workdir)
+    rows = {
+        r["trial"]: r
+        for r in json.loads(slimsweep("pareto", SWEEP, f"sweep.dir={workdir}", "--json").stdout)[
+            "front"
+        ]
+    }
+    slowest = max(r["values"]["latency_ms_median"] for r in rows.values())
+    picked = slimsweep(
+        "pick", SWEEP, f"sweep.dir={workdir}", "--max-latency-ms", str(slowest), "--json"
+    )
+    assert picked.returncode == 0, picked.stderr
+    choice = json.loads(picked.stdout)
+    assert choice["values"]["accuracy"] == max(r["values"]["accuracy"] for r in rows.values())
+    impossible = slimsweep("pick", SWEEP, f"sweep.dir={workdir}", "--min-accuracy", "1.01")
+    assert impossible.returncode == 2 and "no model on the front" in impossible.stderr
+
+    number = choice["trial"]
+    out = tmp_path / "deploy"
+    exported = slimsweep("export", SWEEP, str(number), f"sweep.dir={workdir}", "--to", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "MODEL_CARD.md",
+        "config.yaml",
+        "model.onnx",
+        "recipe.yaml",
+    ]
+    sha256 = hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
+    run = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_run(choice["run_id"])
+    assert (
+        sha256 == run.data.tags["slimsweep.artifact_sha256"]
+        and sha256 in (out / "MODEL_CARD.md").read_text()
+    )
+
+    # Bad input: each a single line and exit 2, nothing written.
+    states = {t.number: t.state for t in study.get_trials()}
+    failed = next((n for n, s in states.items() if s == TrialState.FAIL), None)
+    assert failed is not None, states
+    for args, message in [
+        (("export", SWEEP, str(number), f"sweep.dir={workdir}", "--to", str(out)), "is not empty"),
+        (
+            ("export", SWEEP, "99", f"sweep.dir={workdir}", "--to", str(tmp_path / "a")),
+            "has no trial 99",
+        ),
+        (
+            ("export", SWEEP, str(failed), f"sweep.dir={workdir}", "--to", str(tmp_path / "b")),
+            "is FAIL, not COMPLETE",
+        ),
+    ]:
+        refused = slimsweep(*args)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+    # A tampered artifact is refused by export and register alike.
+    stored = Path(run.info.artifact_uri.removeprefix("file://")) / "model.onnx"
+    stored.write_bytes(stored.read_bytes() + b"\0")
+    for args in [
+        ("export", SWEEP, str(number), f"sweep.dir={workdir}", "--to", str(tmp_path / "c")),
+        ("register", SWEEP, str(number), f"sweep.dir={workdir}"),
+    ]:
+        refused = slimsweep(*args)
+        assert refused.returncode == 2 and "it was changed; refusing it" in refused.stderr
+    assert not (tmp_path / "c").exists()
+
+    # Registering an intact trial puts it in MLflow's registry under the alias.
+    other = next(n for n, s in states.items() if s == TrialState.COMPLETE and n != number)
+    registered = slimsweep(
+        "register", SWEEP, str(other), f"sweep.dir={workdir}", "--alias", "champion"
+    )
+    assert registered.returncode == 0, registered.stderr
+    version = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db").get_model_version_by_alias(
+        SWEEP, "champion"
+    )
+    assert version.run_id == study.trials[other].user_attrs["mlflow_run_id"]

@@ -1,0 +1,80 @@
+"""Choosing one model off the front: within the user's bounds, then best or the knee."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+from slimsweep.sweeps.errors import SweepError
+from slimsweep.sweeps.pareto import FrontRow, objectives
+
+
+@dataclass(frozen=True)
+class Bound:
+    metric: str
+    limit: float
+    upper: bool  # True: metric <= limit; False: metric >= limit
+
+    def holds(self, row: FrontRow) -> bool:
+        value = row.values.get(self.metric, row.metrics.get(self.metric))
+        if value is None:
+            return False
+        return value <= self.limit if self.upper else value >= self.limit
+
+    def __str__(self) -> str:
+        return f"{self.metric} {'<=' if self.upper else '>='} {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Choice:
+    row: FrontRow
+    reason: str
+
+
+def choose(study: optuna.Study, rows: list[FrontRow], bounds: list[Bound], knee: bool) -> Choice:
+    """The model to deploy, and why; an impossible request is an error that says what failed."""
+    for bound in bounds:
+        known = set(objectives(study)) | {m for r in rows for m in r.metrics}
+        if bound.metric not in known:
+            raise SweepError(
+                f"bound on unknown metric {bound.metric!r}; known: {', '.join(sorted(known))}"
+            )
+    meeting = [r for r in rows if all(b.holds(r) for b in bounds)]
+    wanted = " and ".join(str(b) for b in bounds) or "no bounds"
+    if not meeting:
+        closest = min(rows, key=lambda r: sum(not b.holds(r) for b in bounds))
+        missed = ", ".join(str(b) for b in bounds if not b.holds(closest))
+        raise SweepError(
+            f"no model on the front of {study.study_name!r} meets {wanted}; the closest, "
+            f"trial {closest.trial}, misses {missed}"
+        )
+    scope = (
+        f"{len(meeting)} of {len(rows)} front models meet {wanted}"
+        if bounds
+        else f"all {len(rows)} front models are candidates (no bounds)"
+    )
+    if knee and len(meeting) > 2:
+        row, distance = _knee(study, meeting)
+        return Choice(
+            row,
+            f"{scope}; trial {row.trial} is the knee: closest to the ideal point "
+            f"once each objective is scaled to [0, 1] over them (distance {distance:.3f})",
+        )
+    first, up = next(iter(objectives(study).items()))
+    row = sorted(meeting, key=lambda r: (-r.values[first] if up else r.values[first], r.trial))[0]
+    note = " (--knee needs at least 3)" if knee else ""
+    return Choice(row, f"{scope}; trial {row.trial} has the best {first} among them{note}")
+
+
+def _knee(study: optuna.Study, rows: list[FrontRow]) -> tuple[FrontRow, float]:
+    directions = objectives(study)
+    values = np.array([[r.values[n] for n in directions] for r in rows], dtype=float)
+    low, high = values.min(axis=0), values.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    goodness = (values - low) / span  # 1 = best for maximized objectives
+    for column, up in enumerate(directions.values()):
+        if not up:
+            goodness[:, column] = 1.0 - goodness[:, column]
+    distances = np.linalg.norm(1.0 - goodness, axis=1)
+    best = int(np.argmin(distances))
+    return rows[best], float(distances[best])
