@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run (or resume) a sweep; Hydra overrides follow")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. search.n_trials=12")
     run.add_argument("--show-config", action="store_true", help="print the config and exit")
+    run.add_argument(
+        "--quiet", action="store_true", help="print only failures and the final front (CI logs)"
+    )
     pareto = commands.add_parser("pareto", help="print the Pareto front of a sweep")
     pareto.add_argument("sweep", nargs="?", help="sweep name (default: the last one run)")
     pareto.add_argument("--sort", metavar="OBJECTIVE", help="best first by this objective")
@@ -86,8 +89,14 @@ def _run(args: argparse.Namespace) -> None:
     settings = load_settings(args.overrides)
     from slimsweep.sweeps.driver import run_sweep
     from slimsweep.sweeps.pareto import format_front
+    from slimsweep.sweeps.progress import LineProgress, LiveProgress
 
-    study = run_sweep(settings)
+    live = not args.quiet and sys.stdout.isatty()
+    progress = LiveProgress() if live else LineProgress(quiet=args.quiet)
+    try:
+        study = run_sweep(settings, progress)
+    finally:
+        progress.close()
     print()
     print(format_front(study))
 

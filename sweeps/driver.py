@@ -7,7 +7,7 @@ import contextlib
 import fcntl
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from slimsweep.sweeps.pareto import (
     baseline,
     front,
 )
+from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
 from slimsweep.sweeps.runtimes import RUNTIMES
 from slimsweep.sweeps.settings import QUALITY
@@ -34,7 +35,6 @@ from slimsweep.sweeps.study import build_sampler, finished_count, interrupted_tr
 from slimsweep.sweeps.tracking import Tracker
 from slimsweep.sweeps.trial import TrialRequest, TrialResult, run_trial
 
-Report = Callable[[str], None]
 HARDWARE_ATTR = "hardware"  # study attribute: the fingerprint every latency comes from
 PHASES_ATTR = "phases"  # trial attribute: (phase, start, end) wall-clock windows on its node
 
@@ -45,8 +45,9 @@ class _Running:
     run_id: str
 
 
-def run_sweep(settings: Settings, report: Report = print) -> optuna.Study:
+def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optuna.Study:
     """Run the sweep to `search.n_trials` finished trials; safe to call again to resume."""
+    progress = progress or LineProgress()
     _quiet_libraries()
     sampler = build_sampler(settings.search.sampler)
     workdir = Path(settings.sweep.dir)
@@ -58,18 +59,19 @@ def run_sweep(settings: Settings, report: Report = print) -> optuna.Study:
         )
         tracker.log_sweep_config(settings.resolved)
         for stale in interrupted_trials(study):
-            report(f"trial {stale.number} was interrupted; its recipe will run again")
+            progress.message(f"trial {stale.number} was interrupted; its recipe will run again")
         tracker.close_interrupted_trials(
             "the driver stopped before this trial finished; its recipe is run again"
         )
         remaining = settings.search.n_trials - finished_count(study)
-        report(
+        progress.message(
             f"sweep {settings.sweep.name!r}: {finished_count(study)} trials finished, "
             f"{max(remaining, 0)} to run; stores in {workdir}"
         )
         if remaining > 0:
-            _run_trials(settings, study, tracker, remaining, report)
-        _remeasure_front(settings, study, tracker, report)
+            progress.begin(remaining)
+            _run_trials(settings, study, tracker, remaining, progress)
+        _remeasure_front(settings, study, tracker, progress)
         rows = front(study)
         tracker.finish_sweep({r.run_id for r in rows}, _trial_run_ids(study))
     return study
@@ -89,7 +91,11 @@ def _start_ray(settings: Settings) -> None:
 
 
 def _run_trials(
-    settings: Settings, study: optuna.Study, tracker: Tracker, remaining: int, report: Report
+    settings: Settings,
+    study: optuna.Study,
+    tracker: Tracker,
+    remaining: int,
+    progress: LineProgress,
 ) -> None:
     import ray
 
@@ -118,7 +124,7 @@ def _run_trials(
             )
             running[remote_trial.remote(request)] = _Running(trial, run_id)
             launched += 1
-            report(f"trial {trial.number} started: {summary}")
+            progress.started(trial.number, summary)
         done, _ = ray.wait(list(running), num_returns=1)
         for ref in done:
             entry = running.pop(ref)
@@ -126,7 +132,7 @@ def _run_trials(
                 result = ray.get(ref)
             except ray.exceptions.RayError as error:
                 result = TrialResult(entry.trial.number, error=f"Ray lost the trial: {error}")
-            _record(settings, study, tracker, entry, result, report)
+            _record(settings, study, tracker, entry, result, progress)
 
 
 def _record(
@@ -135,7 +141,7 @@ def _record(
     tracker: Tracker,
     entry: _Running,
     result: TrialResult,
-    report: Report,
+    progress: LineProgress,
 ) -> None:
     """MLflow first, then Optuna: a told trial always has its run and artifact logged."""
     number = entry.trial.number
@@ -159,21 +165,18 @@ def _record(
             )
         except Exception as error:
             failed = TrialResult(number, error=f"recording the trial failed: {error!r}")
-            _record(settings, study, tracker, entry, failed, report)
+            _record(settings, study, tracker, entry, failed, progress)
             return
         entry.trial.set_user_attr(METRICS_ATTR, result.metrics)
         entry.trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         entry.trial.set_user_attr(PHASES_ATTR, result.phases)
         study.tell(entry.trial, values)
-        shown = ", ".join(
-            f"{n}={v:.4g}" for n, v in zip(settings.metric_names(), values, strict=True)
-        )
-        report(f"trial {number} done: {shown}")
+        progress.finished(number, dict(zip(settings.metric_names(), values, strict=True)), study)
     else:
         tracker.fail_trial(entry.run_id, result.error)
         entry.trial.set_user_attr("failure", result.error.strip().splitlines()[-1][:1000])
         study.tell(entry.trial, state=optuna.trial.TrialState.FAIL)
-        report(f"trial {number} failed: {result.error.strip().splitlines()[-1]}")
+        progress.failed(number, result.error.strip().splitlines()[-1])
 
 
 def _hardware_refusal(settings: Settings, study: optuna.Study, hardware: str) -> str | None:
@@ -193,7 +196,7 @@ def _hardware_refusal(settings: Settings, study: optuna.Study, hardware: str) ->
 
 
 def _remeasure_front(
-    settings: Settings, study: optuna.Study, tracker: Tracker, report: Report
+    settings: Settings, study: optuna.Study, tracker: Tracker, progress: LineProgress
 ) -> None:
     """Re-measure the front's candidates alone and interleaved; the front then uses these."""
     import ray
@@ -211,7 +214,7 @@ def _remeasure_front(
         Artifact(r.trial, artifact_name, *tracker.artifact(r.run_id, artifact_name))
         for r in candidates
     ]
-    report(
+    progress.message(
         f"re-measuring {len(artifacts)} candidates (front and baseline) alone, "
         f"interleaved ({rounds} rounds)"
     )
@@ -227,7 +230,7 @@ def _remeasure_front(
     result = ray.get(remote.remote(request))
     refusal = _hardware_refusal(settings, study, result.hardware)
     if refusal:
-        report(f"quiet phase not used: {refusal}")
+        progress.message(f"quiet phase not used: {refusal}")
         return
     quiet = {str(t): stats.as_metrics(QUIET) for t, stats in result.latency.items()}
     study.set_user_attr(QUIET_ATTR, quiet)
