@@ -6,6 +6,7 @@ It alone talks to the study and to MLflow; this is the one module that imports R
 import contextlib
 import fcntl
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from slimsweep.sweeps.pareto import (
     baseline,
     front,
 )
+from slimsweep.sweeps.plots import front_html, front_png
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
 from slimsweep.sweeps.runtimes import RUNTIMES
@@ -73,7 +75,14 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
             _run_trials(settings, study, tracker, remaining, progress)
         _remeasure_front(settings, study, tracker, progress)
         rows = front(study)
-        tracker.finish_sweep({r.run_id for r in rows}, _trial_run_ids(study))
+        with tempfile.TemporaryDirectory(prefix="slimsweep-plots-") as scratch:
+            plots = [Path(scratch) / "front.png", Path(scratch) / "front.html"]
+            if rows:
+                front_png(study, plots[0])
+                front_html(study, plots[1])
+            tracker.finish_sweep(
+                {r.run_id for r in rows}, _trial_run_ids(study), plots if rows else []
+            )
     return study
 
 

@@ -163,10 +163,15 @@ class Tracker(TrackingStore):
             self.fail_trial(run.info.run_id, reason, status="KILLED")
         return len(stale)
 
-    def finish_sweep(self, front_run_ids: set[str], trial_run_ids: list[str]) -> None:
-        """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front."""
+    def finish_sweep(
+        self, front_run_ids: set[str], trial_run_ids: list[str], plots: list[Path]
+    ) -> None:
+        """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front,
+        and put the front's plots on the sweep's run."""
         for run_id in trial_run_ids:
             self.client.set_tag(run_id, "pareto", str(run_id in front_run_ids).lower())
+        for plot in plots:
+            self.client.log_artifact(self.sweep_run_id, str(plot), "front")
         self.client.set_terminated(self.sweep_run_id, "FINISHED")
 
 

@@ -152,6 +152,13 @@ def test_sweep_records_every_trial_and_resumes(
     completed = {t.number: list(t.values) for t in trials if t.state == TrialState.COMPLETE}
     non_dominated = _non_dominated(completed)  # the candidates, on in-sweep numbers
     assert front_trials(first.stdout) == _expected_front(study)
+    parent = client.search_runs(
+        [client.get_experiment_by_name(SWEEP).experiment_id], "tags.`slimsweep.role` = 'sweep'"
+    )[0]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "front")} == {
+        "front/front.png",
+        "front/front.html",
+    }
     final_front = _expected_front(study)
     tagged = {
         n

@@ -1,0 +1,113 @@
+"""The front as pictures for the sweep's MLflow run: a PNG, and a self-contained HTML page
+whose points show their recipe on hover (SVG tooltips: no script, nothing fetched)."""
+
+import html
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from slimsweep.sweeps.pareto import BASELINE_ATTR, RECIPE_ATTR, front, objectives
+
+
+def _points(study: optuna.Study) -> tuple[list[str], list[dict]]:
+    """Objective names and, per completed trial, its values, recipe and whether it is on the
+    front (with the front's quiet latencies where it has them)."""
+    names = list(objectives(study))
+    rows = {r.trial: r for r in front(study)}
+    points = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        row = rows.get(trial.number)
+        values = row.values if row else dict(zip(names, trial.values, strict=True))
+        points.append(
+            {
+                "trial": trial.number,
+                "values": values,
+                "recipe": trial.user_attrs.get(RECIPE_ATTR, ""),
+                "front": row is not None,
+                "baseline": bool(trial.user_attrs.get(BASELINE_ATTR)),
+            }
+        )
+    return names, points
+
+
+def front_png(study: optuna.Study, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, points = _points(study)
+    y_name, x_name = names[0], names[1 % len(names)]
+    colour = names[2] if len(names) > 2 else y_name
+    figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
+    scatter = axes.scatter(
+        [p["values"][x_name] for p in points],
+        [p["values"][y_name] for p in points],
+        c=[p["values"][colour] for p in points],
+        s=[90 if p["front"] else 30 for p in points],
+        edgecolors=["red" if p["front"] else "none" for p in points],
+        cmap="viridis",
+    )
+    for p in points:
+        if p["front"] or p["baseline"]:
+            label = f"{p['trial']}" + (" (baseline)" if p["baseline"] else "")
+            axes.annotate(label, (p["values"][x_name], p["values"][y_name]), fontsize=8)
+    figure.colorbar(scatter, label=colour)
+    axes.set_xscale("log")
+    axes.set_xlabel(f"{x_name} (log)")
+    axes.set_ylabel(y_name)
+    axes.set_title(f"{study.study_name}: front outlined in red")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def front_html(study: optuna.Study, path: Path) -> None:
+    import math
+
+    names, points = _points(study)
+    y_name, x_name = names[0], names[1 % len(names)]
+    width, height, margin = 760, 420, 60
+    xs = [math.log10(max(p["values"][x_name], 1e-12)) for p in points]
+    ys = [p["values"][y_name] for p in points]
+
+    def scale(value: float, low: float, high: float, size: int) -> float:
+        return margin + (value - low) / ((high - low) or 1.0) * (size - 2 * margin)
+
+    circles = []
+    for p, x, y in zip(points, xs, ys, strict=True):
+        cx = scale(x, min(xs), max(xs), width)
+        cy = height - scale(y, min(ys), max(ys), height)
+        tip = "\n".join(
+            [f"trial {p['trial']}" + (" (baseline)" if p["baseline"] else ""), p["recipe"]]
+            + [f"{n} = {v:.6g}" for n, v in p["values"].items()]
+        )
+        kind = "front" if p["front"] else "baseline" if p["baseline"] else "trial"
+        circles.append(
+            f'<circle class="{kind}" cx="{cx:.1f}" cy="{cy:.1f}" r="{7 if p["front"] else 4}">'
+            f"<title>{html.escape(tip)}</title></circle>"
+        )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(study.study_name)}: Pareto front</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+circle.trial {{ fill: #9aa5b1; }}
+circle.front {{ fill: #d64545; }}
+circle.baseline {{ fill: #2f6fde; }}
+circle:hover {{ stroke: black; stroke-width: 2; }}
+</style></head><body>
+<h1>{html.escape(study.study_name)}</h1>
+<p>{len(points)} completed trials; <span style="color:#d64545">front</span>,
+<span style="color:#2f6fde">baseline</span>, others grey. Hover a point for its recipe.</p>
+<svg id="front" width="{width}" height="{height}" role="img">
+<line x1="{margin}" y1="{height - margin}"
+  x2="{width - margin}" y2="{height - margin}" stroke="black"/>
+<line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>
+<text x="{width / 2}" y="{height - 15}" text-anchor="middle">{html.escape(x_name)} (log)</text>
+<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})"
+  text-anchor="middle">{html.escape(y_name)}</text>
+{"".join(circles)}
+</svg></body></html>
+"""
+    path.write_text(page)
