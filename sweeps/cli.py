@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   slimsweep pick nightly --max-latency-ms 2 --min-accuracy 0.97 [--knee]
   slimsweep export nightly 13 --to deploy/           artifact, recipe, config, model card
   slimsweep register nightly 13 --alias champion     into the MLflow Model Registry
+  slimsweep ui                                       MLflow UI (and optuna-dashboard) on 127.0.0.1
 """
 
 
@@ -75,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("overrides", nargs="*", help="overrides locating the stores")
     register.add_argument("--name", help="registered model name (default: the sweep's)")
     register.add_argument("--alias", default="champion", help="alias to point at the new version")
+    ui = commands.add_parser(
+        "ui", help="serve the sweeps' MLflow store (and Optuna's) on 127.0.0.1"
+    )
+    ui.add_argument("overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X")
+    ui.add_argument("--port", type=int, default=5000, help="MLflow UI port (dashboard: +1)")
     return parser
 
 
@@ -200,7 +206,22 @@ def _register(args: argparse.Namespace) -> None:
     print(f"sha256 {sha256}")
 
 
-COMMANDS = {"run": _run, "pareto": _pareto, "pick": _pick, "export": _export, "register": _register}
+def _ui(args: argparse.Namespace) -> None:
+    from slimsweep.sweeps.config import compose
+    from slimsweep.sweeps.ui import serve
+
+    config = compose(args.overrides)
+    serve(config["tracking"]["uri"], config["sweep"]["storage"], args.port)
+
+
+COMMANDS = {
+    "run": _run,
+    "pareto": _pareto,
+    "pick": _pick,
+    "export": _export,
+    "register": _register,
+    "ui": _ui,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slimsweep: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("slimsweep: interrupted; run the same command again to resume", file=sys.stderr)
+        resume = "; run the same command again to resume" if args.command == "run" else ""
+        print(f"slimsweep: interrupted{resume}", file=sys.stderr)
         return 130
     return 0
 
