@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("overrides", nargs="*", help="overrides locating the stores")
     register.add_argument("--name", help="registered model name (default: the sweep's)")
     register.add_argument("--alias", default="champion", help="alias to point at the new version")
+    report = commands.add_parser("report", help="write a one-page HTML report of a sweep")
+    report.add_argument("sweep", help="sweep name")
+    report.add_argument(
+        "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
+    )
+    report.add_argument(
+        "--to", type=Path, help="the HTML file (default: SWEEP-report.html in sweep.dir)"
+    )
     ui = commands.add_parser(
         "ui", help="serve the sweeps' MLflow store (and Optuna's) on 127.0.0.1"
     )
@@ -206,6 +214,20 @@ def _register(args: argparse.Namespace) -> None:
     print(f"sha256 {sha256}")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from slimsweep.sweeps.config import compose
+    from slimsweep.sweeps.report import report_html
+
+    study, _ = _front_of(args)
+    target = (
+        args.to or Path(compose(args.overrides)["sweep"]["dir"]) / f"{study.study_name}-report.html"
+    )
+    if not target.parent.is_dir():
+        raise SweepError(f"--to {target}: folder {target.parent} does not exist")
+    target.write_text(report_html(study, _store(args).sweep_config(study.study_name)))
+    print(target)
+
+
 def _ui(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.config import compose
     from slimsweep.sweeps.ui import serve
@@ -220,6 +242,7 @@ COMMANDS = {
     "pick": _pick,
     "export": _export,
     "register": _register,
+    "report": _report,
     "ui": _ui,
 }
 

@@ -63,7 +63,18 @@ def front_png(study: optuna.Study, path: Path) -> None:
     plt.close(figure)
 
 
-def front_html(study: optuna.Study, path: Path) -> None:
+STYLE = """
+body { font-family: sans-serif; margin: 2em; }
+circle.trial { fill: #9aa5b1; }
+circle.front { fill: #d64545; }
+circle.baseline { fill: #2f6fde; }
+circle:hover { stroke: black; stroke-width: 2; }
+table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 4px 8px; }
+"""
+
+
+def front_svg(study: optuna.Study) -> str:
+    """Quality against size (log), every completed trial a point, its recipe on hover."""
     import math
 
     names, points = _points(study)
@@ -88,19 +99,7 @@ def front_html(study: optuna.Study, path: Path) -> None:
             f'<circle class="{kind}" cx="{cx:.1f}" cy="{cy:.1f}" r="{7 if p["front"] else 4}">'
             f"<title>{html.escape(tip)}</title></circle>"
         )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(study.study_name)}: Pareto front</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; }}
-circle.trial {{ fill: #9aa5b1; }}
-circle.front {{ fill: #d64545; }}
-circle.baseline {{ fill: #2f6fde; }}
-circle:hover {{ stroke: black; stroke-width: 2; }}
-</style></head><body>
-<h1>{html.escape(study.study_name)}</h1>
-<p>{len(points)} completed trials; <span style="color:#d64545">front</span>,
-<span style="color:#2f6fde">baseline</span>, others grey. Hover a point for its recipe.</p>
-<svg id="front" width="{width}" height="{height}" role="img">
+    return f"""<svg id="front" width="{width}" height="{height}" role="img">
 <line x1="{margin}" y1="{height - margin}"
   x2="{width - margin}" y2="{height - margin}" stroke="black"/>
 <line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>
@@ -108,6 +107,23 @@ circle:hover {{ stroke: black; stroke-width: 2; }}
 <text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})"
   text-anchor="middle">{html.escape(y_name)}</text>
 {"".join(circles)}
-</svg></body></html>
+</svg>"""
+
+
+def page(title: str, body: str) -> str:
+    """A self-contained HTML page: inline style, no script, nothing fetched."""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>{STYLE}</style></head><body>
+{body}
+</body></html>
 """
-    path.write_text(page)
+
+
+def front_html(study: optuna.Study, path: Path) -> None:
+    completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    body = f"""<h1>{html.escape(study.study_name)}</h1>
+<p>{completed} completed trials; <span style="color:#d64545">front</span>,
+<span style="color:#2f6fde">baseline</span>, others grey. Hover a point for its recipe.</p>
+{front_svg(study)}"""
+    path.write_text(page(f"{study.study_name}: Pareto front", body))

@@ -35,6 +35,16 @@ class TrackingStore:
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
             return Path(self.client.download_artifacts(run_id, name, scratch)).read_text()
 
+    def sweep_config(self, sweep_name: str) -> str | None:
+        """The composed config the sweep last ran with, from its parent run."""
+        experiment = self.client.get_experiment_by_name(sweep_name)
+        if experiment is None:
+            return None
+        runs = self.client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'sweep'", max_results=1
+        )
+        return self.text(runs[0].info.run_id, "config.yaml") if runs else None
+
     def register(self, run_id: str, artifact: str, model_name: str, alias: str) -> str:
         """A new version of `model_name` in the Model Registry, sourced from the run's
         artifact and tagged with its sha256; `alias` now points to it. Returns the version."""

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -376,3 +377,49 @@ def test_choose_export_and_register_a_model(
         SWEEP, "champion"
     )
     assert version.run_id == study.trials[other].user_attrs["mlflow_run_id"]
+
+    # The report renders in real headless Chromium, plot included.
+    report = slimsweep(
+        "report", SWEEP, f"sweep.dir={workdir}", "--to", str(tmp_path / "report.html")
+    )
+    assert report.returncode == 0, report.stderr
+    _check_rendered(
+        tmp_path / "report.html",
+        tmp_path,
+        completed=sum(s == TrialState.COMPLETE for s in states.values()),
+    )
+
+
+def _check_rendered(page: Path, out: Path, completed: int) -> None:
+    """Render `page` in headless Chromium: the DOM it built holds one plotted point per
+    completed trial, and its screenshot (kept beside the test's files) is not blank."""
+    browser = shutil.which("chromium")
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must render the report in Chromium; `make test` installs it as root")
+        pytest.skip("chromium is not installed")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={out / 'chromium-profile'}",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.stdout.count("<circle") == completed and 'id="front-table"' in dom.stdout
+    shot = out / "report.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1100,1400", f"--screenshot={shot}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (1400, 1100) and pixels.std() > 0.05  # drawn, not blank
