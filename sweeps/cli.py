@@ -248,7 +248,14 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Overrides may follow options (`pick nightly --knee sweep.dir=X`): argparse leaves such
+    # late KEY=VALUE words over, and they join the overrides.
+    args, extra = parser.parse_known_args(argv)
+    late = [word for word in extra if "=" in word and not word.startswith("-")]
+    if len(late) != len(extra):
+        parser.error(f"unrecognized arguments: {' '.join(w for w in extra if w not in late)}")
+    args.overrides = [*args.overrides, *late]
     try:
         COMMANDS[args.command](args)
     except (ConfigError, SweepError) as error:

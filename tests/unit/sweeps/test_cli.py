@@ -40,3 +40,29 @@ def test_pareto_without_sweeps_is_a_clear_error(
     assert main(["pareto", f"sweep.dir={tmp_path}"]) == 2
     assert "no sweeps yet" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pareto", "empty"],
+        ["pick", "empty", "--knee"],
+        ["export", "empty", "0", "--to", "OUT"],
+        ["register", "empty", "0"],
+        ["report", "empty"],
+    ],
+)
+def test_a_sweep_without_completed_trials_is_one_clear_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path}/optuna.db")
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in command]
+    assert main([*args, f"sweep.dir={tmp_path}"]) == 2
+    error = capsys.readouterr().err
+    assert error.strip() == "slimsweep: error: sweep 'empty' has no completed trials yet"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
