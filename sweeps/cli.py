@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   slimsweep pick nightly --max-latency-ms 2 --min-accuracy 0.97 [--knee]
   slimsweep export nightly 13 --to deploy/           artifact, recipe, config, model card
   slimsweep register nightly 13 --alias champion     into the MLflow Model Registry
+  slimsweep report nightly                           one self-contained HTML page
   slimsweep ui                                       MLflow UI (and optuna-dashboard) on 127.0.0.1
 """
 
@@ -34,62 +35,59 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="print only failures and the final front (CI logs)"
     )
-    pareto = commands.add_parser("pareto", help="print the Pareto front of a sweep")
-    pareto.add_argument("sweep", nargs="?", help="sweep name (default: the last one run)")
+    pareto = _reader(commands, "pareto", "print the Pareto front of a sweep", sweep="optional")
     pareto.add_argument("--sort", metavar="OBJECTIVE", help="best first by this objective")
     pareto.add_argument("--json", action="store_true", help="machine-readable output")
-    pareto.add_argument(
-        "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
-    )
-    pick = commands.add_parser(
-        "pick", help="choose one model off the front, within bounds, and say why"
-    )
-    pick.add_argument("sweep", help="sweep name")
+    pick = _reader(commands, "pick", "choose one model off the front, within bounds; say why")
     pick.add_argument(
-        "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
+        "--min", action="append", default=[], metavar="METRIC=VALUE", help="a lower bound"
     )
     pick.add_argument(
-        "--min", action="append", default=[], metavar="METRIC=VALUE", help="lower bound"
-    )
-    pick.add_argument(
-        "--max", action="append", default=[], metavar="METRIC=VALUE", help="upper bound"
+        "--max", action="append", default=[], metavar="METRIC=VALUE", help="an upper bound"
     )
     pick.add_argument("--min-accuracy", type=float, help="shorthand for --min accuracy=VALUE")
     pick.add_argument("--max-latency-ms", type=float, help="--max latency_ms_median=VALUE")
     pick.add_argument("--max-size-kib", type=float, help="--max size_bytes=VALUE*1024")
-    pick.add_argument(
-        "--knee", action="store_true", help="the knee of the front, not the best first objective"
-    )
+    pick.add_argument("--knee", action="store_true", help="the front's knee, not the best first")
     pick.add_argument("--json", action="store_true", help="machine-readable output")
-    export = commands.add_parser(
-        "export", help="write a trial's artifact (sha256-checked), recipe, config and model card"
+    export = _reader(
+        commands, "export", "write a trial's artifact, recipe, config, model card", trial=True
     )
-    export.add_argument("sweep", help="sweep name")
-    export.add_argument("trial", type=int, help="trial number")
-    export.add_argument("overrides", nargs="*", help="overrides locating the stores")
     export.add_argument("--to", required=True, type=Path, help="a new or empty folder")
-    register = commands.add_parser(
-        "register", help="put a trial's artifact in the MLflow Model Registry under an alias"
+    register = _reader(
+        commands, "register", "put a trial's artifact in the MLflow Model Registry", trial=True
     )
-    register.add_argument("sweep", help="sweep name")
-    register.add_argument("trial", type=int, help="trial number")
-    register.add_argument("overrides", nargs="*", help="overrides locating the stores")
     register.add_argument("--name", help="registered model name (default: the sweep's)")
-    register.add_argument("--alias", default="champion", help="alias to point at the new version")
-    report = commands.add_parser("report", help="write a one-page HTML report of a sweep")
-    report.add_argument("sweep", help="sweep name")
+    register.add_argument("--alias", default="champion", help="alias to point at the version")
+    report = _reader(commands, "report", "write a one-page HTML report of a sweep")
     report.add_argument(
-        "overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X"
+        "--to", type=Path, help="HTML file (default: SWEEP-report.html in sweep.dir)"
     )
-    report.add_argument(
-        "--to", type=Path, help="the HTML file (default: SWEEP-report.html in sweep.dir)"
+    ui = _reader(
+        commands, "ui", "serve the sweeps' MLflow store (and Optuna's) on 127.0.0.1", sweep=None
     )
-    ui = commands.add_parser(
-        "ui", help="serve the sweeps' MLflow store (and Optuna's) on 127.0.0.1"
-    )
-    ui.add_argument("overrides", nargs="*", help="overrides locating the stores, e.g. sweep.dir=X")
     ui.add_argument("--port", type=int, default=5000, help="MLflow UI port (dashboard: +1)")
     return parser
+
+
+def _reader(
+    commands: argparse._SubParsersAction,
+    name: str,
+    description: str,
+    *,
+    sweep: str | None = "required",
+    trial: bool = False,
+) -> argparse.ArgumentParser:
+    """A command that reads a sweep's stores: SWEEP [TRIAL] [overrides locating the stores]."""
+    command = commands.add_parser(name, help=description)
+    if sweep == "optional":
+        command.add_argument("sweep", nargs="?", help="sweep name (default: the last one run)")
+    elif sweep == "required":
+        command.add_argument("sweep", help="sweep name")
+    if trial:
+        command.add_argument("trial", type=int, help="trial number")
+    command.add_argument("overrides", nargs="*", help="overrides locating the stores (sweep.dir=X)")
+    return command
 
 
 def _run(args: argparse.Namespace) -> None:
