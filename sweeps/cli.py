@@ -113,19 +113,27 @@ def _run(args: argparse.Namespace) -> None:
     print(format_front(study))
 
 
+def _config(args: argparse.Namespace) -> dict:
+    """The composed config of this command's overrides, composed once per command."""
+    from slimsweep.sweeps.config import compose
+
+    if not hasattr(args, "config"):
+        args.config = compose(args.overrides)
+    return args.config
+
+
 def _front_of(args: argparse.Namespace) -> tuple:
     """The sweep named (or the last one run) in the stores the overrides locate, and its
     front; reading never creates a store."""
     from pathlib import Path
 
-    from slimsweep.sweeps.config import compose
     from slimsweep.sweeps.pareto import front
     from slimsweep.sweeps.study import open_existing
 
     if args.sweep and "=" in args.sweep:
         args.overrides.insert(0, args.sweep)
         args.sweep = None
-    storage = compose(args.overrides)["sweep"]["storage"]
+    storage = _config(args)["sweep"]["storage"]
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         raise SweepError(f"no sweeps yet: {storage} does not exist; run `slimsweep run` first")
     study = open_existing(storage, args.sweep)
@@ -185,10 +193,9 @@ def _pick(args: argparse.Namespace) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from slimsweep.sweeps.config import compose
     from slimsweep.sweeps.tracking import TrackingStore
 
-    return TrackingStore(compose(args.overrides)["tracking"]["uri"])
+    return TrackingStore(_config(args)["tracking"]["uri"])
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -201,25 +208,23 @@ def _export(args: argparse.Namespace) -> None:
 
 def _register(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.export import completed_trial, verified_artifact
+    from slimsweep.sweeps.pareto import RUN_ID_ATTR
 
     study, _ = _front_of(args)
     trial = completed_trial(study, args.trial)
     store = _store(args)
     name, _, sha256 = verified_artifact(trial, store)
     model = args.name or study.study_name
-    version = store.register(trial.user_attrs["mlflow_run_id"], name, model, args.alias)
+    version = store.register(trial.user_attrs[RUN_ID_ATTR], name, model, args.alias)
     print(f"registered {model!r} version {version} (alias {args.alias!r}): trial {trial.number}")
     print(f"sha256 {sha256}")
 
 
 def _report(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.config import compose
     from slimsweep.sweeps.report import report_html
 
     study, _ = _front_of(args)
-    target = (
-        args.to or Path(compose(args.overrides)["sweep"]["dir"]) / f"{study.study_name}-report.html"
-    )
+    target = args.to or Path(_config(args)["sweep"]["dir"]) / f"{study.study_name}-report.html"
     if not target.parent.is_dir():
         raise SweepError(f"--to {target}: folder {target.parent} does not exist")
     target.write_text(report_html(study, _store(args).sweep_config(study.study_name)))
@@ -227,10 +232,9 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _ui(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.config import compose
     from slimsweep.sweeps.ui import serve
 
-    config = compose(args.overrides)
+    config = _config(args)
     serve(config["tracking"]["uri"], config["sweep"]["storage"], args.port)
 
 

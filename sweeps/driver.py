@@ -65,9 +65,10 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
         tracker.close_interrupted_trials(
             "the driver stopped before this trial finished; its recipe is run again"
         )
-        remaining = settings.search.n_trials - finished_count(study)
+        finished = finished_count(study)
+        remaining = settings.search.n_trials - finished
         progress.message(
-            f"sweep {settings.sweep.name!r}: {finished_count(study)} trials finished, "
+            f"sweep {settings.sweep.name!r}: {finished} trials finished, "
             f"{max(remaining, 0)} to run; stores in {workdir}"
         )
         if remaining > 0:

@@ -16,6 +16,7 @@ from slimsweep.sweeps.pareto import (
     RECIPE_ATTR,
     RUN_ID_ATTR,
     baseline,
+    describe_change,
     front,
     objectives,
     versus,
@@ -110,6 +111,6 @@ def _card(
     for name, up in objectives(study).items():
         base = f"{reference.values[name]:.6g}" if reference else "n/a"
         change = compared.get(name)
-        shown = "n/a" if change is None else (f"{change:+.4g}" if up else f"{change:.2f}x")
+        shown = "n/a" if change is None else describe_change(change, up)
         lines.append(f"| {name} | {measured[name]:.6g} | {base} | {shown} |")
     return "\n".join(lines) + "\n"

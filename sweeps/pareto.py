@@ -175,11 +175,13 @@ def _column_title(name: str, up: bool, remeasured: bool) -> str:
     return f"{title} ({'Δ' if up else 'x better'})"
 
 
-def _change(compared: float | None, up: bool) -> str:
+def describe_change(compared: float, up: bool, difference: str = "+.4g") -> str:
     """Against the baseline: the difference of a maximized objective, the ratio of another."""
-    if compared is None:
-        return ""
-    return f" ({compared:+.4f})" if up else f" ({compared:.2f}x)"
+    return f"{compared:{difference}}" if up else f"{compared:.2f}x"
+
+
+def _change(compared: float | None, up: bool) -> str:
+    return "" if compared is None else f" ({describe_change(compared, up, '+.4f')})"
 
 
 def _cell(name: str, value: float, metrics: dict[str, float]) -> str:

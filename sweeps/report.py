@@ -6,7 +6,7 @@ from collections import defaultdict
 import optuna
 from optuna.trial import TrialState
 
-from slimsweep.sweeps.pareto import baseline, front, objectives, versus
+from slimsweep.sweeps.pareto import baseline, describe_change, front, objectives, versus
 from slimsweep.sweeps.plots import front_svg, page
 
 
@@ -79,6 +79,4 @@ def _by_technique(trials: list[optuna.trial.FrozenTrial], directions: dict[str, 
 
 
 def _change(compared: float | None, up: bool) -> str:
-    if compared is None:
-        return ""
-    return f" ({compared:+.4g})" if up else f" ({compared:.2f}x)"
+    return "" if compared is None else f" ({describe_change(compared, up)})"
