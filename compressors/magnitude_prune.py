@@ -1,7 +1,7 @@
 """Unstructured magnitude pruning to an exact sparsity.
 
 Zeros alone do not shrink a dense file; the runtime stores a pruned weight sparsely when
-that is smaller (see runtime option `sparse_initializers`), so the saving is real bytes.
+that is smaller (see runtime option `compact_weights`), so the saving is real bytes.
 """
 
 from dataclasses import dataclass

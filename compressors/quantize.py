@@ -1,12 +1,12 @@
 """Post-training quantization: decides precision and statistics; the runtime realises them.
 
-fp32 keeps the model as it is; fp16 stores weights in half precision; int8_dynamic quantizes
+fp32 keeps the model as it is; fp16 and bf16 store weights in half precision; int8_dynamic quantizes
 weights ahead of time and activations at run time; int8_static also fixes activation ranges
 from the task's calibration split with the chosen statistics; int4_weight packs the weights
 of matrix multiplications to 4 bits in groups of `group_size` input channels.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slimsweep.compressors.base import (
     CompressedModel,
@@ -16,7 +16,7 @@ from slimsweep.compressors.base import (
 )
 from slimsweep.sweeps.errors import ConfigError, require_choice
 
-PRECISIONS = ("fp32", "fp16", "int8_dynamic", "int8_static", "int4_weight")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight")
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 GROUP_SIZES = (16, 32, 64, 128, 256)
 
@@ -27,22 +27,28 @@ class QuantizeConfig:
     per_channel: bool = True  # one scale per output channel of a weight (int8 only)
     calibration: str = "minmax"  # activation statistics (int8_static only)
     group_size: int = 128  # input channels per scale (int4_weight only)
+    symmetric: bool = False  # zero points fixed mid-range (weights; int8_static activations too)
 
     def __post_init__(self) -> None:
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("calibration", self.calibration, CALIBRATIONS)
         require_choice("group_size", self.group_size, GROUP_SIZES)
-        if not isinstance(self.per_channel, bool):
-            raise ConfigError(f"per_channel={self.per_channel!r} must be true or false")
+        for key in ("per_channel", "symmetric"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key}={getattr(self, key)!r} must be true or false")
 
 
-@register_stage("quantize", QuantizeConfig)
+@register_stage("quantize", QuantizeConfig, quantizes=True)
 def quantize(model: CompressedModel, config: QuantizeConfig, ctx: StageContext) -> CompressedModel:
     if model.quantization is not None:
         raise ValueError("quantize runs once per recipe; this model is already quantized")
     if config.precision == "fp32":
         return model
     plan = QuantizationPlan(
-        config.precision, config.per_channel, config.calibration, config.group_size
+        config.precision,
+        config.per_channel,
+        config.calibration,
+        config.group_size,
+        config.symmetric,
     )
-    return CompressedModel(model.module, plan)
+    return replace(model, quantization=plan)

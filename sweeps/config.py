@@ -2,7 +2,7 @@
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from slimsweep.sweeps.settings import (
     SweepSettings,
     TrackingSettings,
 )
-from slimsweep.sweeps.space import Space
+from slimsweep.sweeps.space import NO_STAGE, Space
 from slimsweep.sweeps.typed import typed
 
 SECTIONS = ("sweep", "search", "cluster", "tracking", "runtime", "task", "space", "plugins")
@@ -84,6 +84,7 @@ def load_settings(overrides: list[str]) -> Settings:
     runtime = runtime_config(resolved["runtime"])
     space = parse_space(resolved["space"], stage_configs)
     _check_runtime_realises(space, runtime)
+    _check_stage_order(space)
     if cluster.address is None:  # trials run on this machine: it must have the hardware
         reason = RUNTIMES.get(runtime.name).unavailable()
         if reason:
@@ -103,16 +104,49 @@ def load_settings(overrides: list[str]) -> Settings:
 
 
 def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:
-    """A recipe the runtime cannot export is refused now, with the runtime's reason."""
+    """A recipe the runtime cannot export is refused now, with the runtime's reason.
+    Defaults count too: a stage whose default precision the runtime lacks is refused."""
+    from slimsweep.compressors import STAGES
     from slimsweep.sweeps.runtimes import RUNTIMES
 
     runtime_type = RUNTIMES.get(runtime.name)
-    for slot, stage, key, value in space.stage_values():
+    values = space.stage_values()
+    for slot in space.slots:
+        given = {param.key for param in slot.params}
+        for stage in slot.stage.candidates():
+            if stage == NO_STAGE:
+                continue
+            defaults = asdict(STAGES.get(stage).config_type())
+            values += [(slot.name, stage, k, v) for k, v in defaults.items() if k not in given]
+    for slot, stage, key, value in values:
         reason = runtime_type.refusal(stage, key, value)
         if reason:
             raise ConfigError(
                 f"space.recipe.{slot}.{key}: runtime {runtime.name} cannot run "
                 f"{stage}({key}={value}): {reason}"
+            )
+
+
+def _check_stage_order(space: Space) -> None:
+    """A stage that quantizes fixes the plan the runtime realises, so it must come last."""
+    from slimsweep.compressors import STAGES
+
+    for i, slot in enumerate(space.slots):
+        quantizing = [
+            s for s in slot.stage.candidates() if s != NO_STAGE and STAGES.get(s).quantizes
+        ]
+        later = [
+            (other.name, stage)
+            for other in space.slots[i + 1 :]
+            for stage in other.stage.candidates()
+            if stage != NO_STAGE
+        ]
+        if quantizing and later:
+            other, stage = later[0]
+            raise ConfigError(
+                f"space.recipe.{other}: {stage} after {quantizing[0]} (slot {slot.name}) is not "
+                f"supported: a quantizing stage fixes the weights the runtime packs, so it must "
+                f"be the recipe's last slot; move {slot.name} to the end"
             )
 
 

@@ -2,6 +2,12 @@
 
 A task is any `_target_` builder returning an object with these members. slimsweep trains
 (or loads) the baseline once per node and caches its weights, keyed by the task's config.
+
+Two optional members serve the stages that fine-tune (distillation, QAT, iterative pruning):
+`loss(outputs, targets) -> Tensor`, the loss on the task's labels, and
+`distillation_loss(student, teacher, temperature) -> Tensor`, how a student's outputs are
+matched to the teacher's (default: soft targets on logits). Without `loss`, fine-tuning
+distils from the teacher alone.
 """
 
 import fcntl

@@ -88,15 +88,22 @@ def _run(request: TrialRequest) -> TrialResult:
     runtime = build_runtime(request.runtime)
     latency_inputs = task.latency_inputs()
     numpy_inputs = {name: tensor.numpy() for name, tensor in latency_inputs.items()}
+    calibration = [inputs for inputs, _ in data.calibration]
+
+    def artifact_bytes(model: CompressedModel, path: Path) -> bytes:
+        runtime.export(model, latency_inputs, calibration, path)
+        return path.read_bytes()
+
     with tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch:
         with lock.compute("compress"):
             model = CompressedModel(copy.deepcopy(prepared.baseline))
-            context = StageContext(data, seed=request.number)
+            context = StageContext(data, request.number, task, prepared.baseline)
+            path = Path(scratch) / runtime.artifact_name
+            # The bytes each stage saves, from real artifacts exported after each stage.
+            sizes = [len(artifact_bytes(model, path))]
             for step in request.recipe:
                 model = STAGES.get(step.stage).run(model, step.params, context)
-            path = Path(scratch) / runtime.artifact_name
-            calibration = [inputs for inputs, _ in data.calibration]
-            runtime.export(model, latency_inputs, calibration, path)
+                sizes.append(len(artifact_bytes(model, path)))
             artifact = path.read_bytes()
             predict = runtime.load(path)
             quality = evaluate(task, predict, data.eval)
@@ -111,6 +118,11 @@ def _run(request: TrialRequest) -> TrialResult:
         "zero_fraction": float(
             sum((p == 0).sum() for p in parameters) / sum(p.numel() for p in parameters)
         ),
+        **model.metrics,
+        **{
+            f"saved_bytes/{step.slot}": float(before - after)
+            for step, before, after in zip(request.recipe, sizes, sizes[1:], strict=True)
+        },
         "trial_seconds": time.perf_counter() - started,
     }
     return TrialResult(

@@ -1,6 +1,5 @@
 """How ONNX Runtime realises a QuantizationPlan: one realiser per precision, registered."""
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,8 +8,8 @@ import torch
 
 from slimsweep.compressors.base import QuantizationPlan
 from slimsweep.sweeps.registry import Registry
-from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul
-from slimsweep.sweeps.runtimes.onnx_storage import store_weights_fp16
+from slimsweep.sweeps.runtimes.onnx_nbits import quantize_matmuls
+from slimsweep.sweeps.runtimes.onnx_storage import store_weights_half
 from slimsweep.sweeps.task import Inputs
 
 Realiser = Callable[[Path, Path, QuantizationPlan, list[Inputs]], None]
@@ -18,13 +17,15 @@ ORT_REALISERS: Registry[Realiser] = Registry("ort_cpu precision")
 
 
 @ORT_REALISERS.register("fp16")
-def _fp16_weights(
+@ORT_REALISERS.register("bf16")
+def _half_weights(
     source: Path, target: Path, plan: QuantizationPlan, calibration: list[Inputs]
 ) -> None:
-    # The CPU execution provider has no fp16 kernels on x86: weights ship in fp16 (half the
-    # bytes) and are cast to fp32 at load, so compute and latency stay those of fp32.
+    # The CPU execution provider has no fp16/bf16 kernels on x86: weights ship in half
+    # precision (half the bytes) and are cast to fp32 at load, so compute and latency stay
+    # those of fp32.
     model = onnx.load(source)
-    store_weights_fp16(model)
+    store_weights_half(model, plan.precision)
     onnx.save(model, target)
 
 
@@ -32,20 +33,11 @@ def _fp16_weights(
 def _int4_weights(
     source: Path, target: Path, plan: QuantizationPlan, calibration: list[Inputs]
 ) -> None:
-    # MatMulNBits: weights packed two to a byte, one scale and zero point per group of
-    # `group_size` input channels; activations quantized to int8 at run time
-    # (accuracy_level 4), MLAS's fastest CPU path. Convolutions stay fp32: ORT has no
-    # 4-bit convolution.
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
+    # MatMulNBits on every constant matmul; convolutions stay fp32: ORT has no 4-bit
+    # convolution.
     model = onnx.load(source)
-    gemm_to_matmul(model)
-    quantizer = MatMulNBitsQuantizer(
-        model, bits=4, block_size=plan.group_size, is_symmetric=False, accuracy_level=4
-    )
-    quantizer.process()
-    onnx.save(quantizer.model.model, target)
+    quantize_matmuls(model, plan)
+    onnx.save(model, target)
 
 
 @ORT_REALISERS.register("int8_dynamic")
@@ -54,7 +46,13 @@ def _int8_dynamic(
 ) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(source, target, per_channel=plan.per_channel, weight_type=QuantType.QInt8)
+    quantize_dynamic(
+        source,
+        target,
+        per_channel=plan.per_channel,
+        weight_type=QuantType.QInt8,
+        extra_options={"WeightSymmetric": plan.symmetric},
+    )
 
 
 @ORT_REALISERS.register("int8_static")
@@ -98,4 +96,5 @@ def _int8_static(
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=methods[plan.calibration],
+        extra_options={"ActivationSymmetric": plan.symmetric, "WeightSymmetric": plan.symmetric},
     )

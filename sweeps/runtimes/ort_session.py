@@ -11,7 +11,7 @@ import onnx
 from slimsweep.compressors.base import CompressedModel
 from slimsweep.sweeps.runtimes.base import RUNTIMES
 from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
-from slimsweep.sweeps.runtimes.onnx_storage import store_sparse_where_smaller
+from slimsweep.sweeps.runtimes.onnx_storage import store_compact
 from slimsweep.sweeps.runtimes.ort_quantize import ORT_REALISERS
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
@@ -19,7 +19,7 @@ from slimsweep.sweeps.task import Inputs, Predict
 
 @dataclass
 class OrtCpuConfig(RuntimeConfig):
-    sparse_initializers: bool = True
+    compact_weights: bool = True
 
 
 @RUNTIMES.register("ort_cpu")
@@ -34,7 +34,7 @@ class OrtCpuRuntime:
     @staticmethod
     def refusal(stage: str, key: str, value: object) -> str | None:
         realised = value == "fp32" or value in ORT_REALISERS
-        if stage == "quantize" and key == "precision" and not realised:
+        if key == "precision" and not realised:
             return f"ONNX Runtime realises fp32, {', '.join(ORT_REALISERS.names())} only"
         return None
 
@@ -61,9 +61,9 @@ class OrtCpuRuntime:
             else:
                 realise = ORT_REALISERS.get(model.quantization.precision)
                 realise(float_path, path, model.quantization, calibration)
-        if self.config.sparse_initializers:
+        if self.config.compact_weights:
             proto = onnx.load(path)
-            if store_sparse_where_smaller(proto):
+            if any(store_compact(proto).values()):
                 onnx.save(proto, path)
 
     def load(self, path: Path) -> Predict:

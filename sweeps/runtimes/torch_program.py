@@ -14,7 +14,7 @@ from slimsweep.sweeps.runtimes.base import RUNTIMES
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 
-REALISED_PRECISIONS = ("fp32", "fp16")
+REALISED_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -38,7 +38,7 @@ class TorchCpuRuntime:
 
     @staticmethod
     def refusal(stage: str, key: str, value: object) -> str | None:
-        if stage == "quantize" and key == "precision" and value not in REALISED_PRECISIONS:
+        if key == "precision" and value not in REALISED_PRECISIONS:
             return (
                 f"torch runtimes run {', '.join(REALISED_PRECISIONS)} only: PyTorch has no "
                 f"exportable integer kernels for {value}; use runtime=ort_cpu or ort_cuda"
@@ -53,9 +53,10 @@ class TorchCpuRuntime:
             reason = self.refusal("quantize", "precision", model.quantization.precision)
             if reason:
                 raise ValueError(reason)
-            # An fp16 program: half weights and compute, half inputs and outputs.
-            module = copy.deepcopy(module).half()  # exporting must not change the model
-            example = {k: v.half() if v.is_floating_point() else v for k, v in example.items()}
+            # A half-precision program: weights, compute, inputs and outputs.
+            dtype = REALISED_PRECISIONS[model.quantization.precision]
+            module = copy.deepcopy(module).to(dtype)  # exporting must not change the model
+            example = {k: v.to(dtype) if v.is_floating_point() else v for k, v in example.items()}
         batch = torch.export.Dim("batch")
         shapes = {name: {0: batch} for name in example}
         program = torch.export.export(module, (), kwargs=example, dynamic_shapes=shapes)
@@ -74,8 +75,8 @@ class TorchCpuRuntime:
             module = torch.compile(module)
 
         def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
-            # Callers feed float32 host arrays; an fp16 program is fed and read as a deployment
-            # would. On a GPU the copies in and out are part of what is timed.
+            # Callers feed float32 host arrays; a half-precision program is fed and read as a
+            # deployment would. On a GPU the copies in and out are part of what is timed.
             tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
             tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
             with torch.inference_mode():

@@ -25,7 +25,8 @@ def test_stage_keeps_model_runnable_and_exportable(
     name: str, trained_digits: torch.nn.Module, digits_data, digits_task, tmp_path: Path
 ) -> None:
     model = CompressedModel(copy.deepcopy(trained_digits))
-    out = STAGES.get(name).run(model, {}, StageContext(digits_data))
+    context = StageContext(digits_data, task=digits_task, teacher=trained_digits)
+    out = STAGES.get(name).run(model, {}, context)
     inputs = digits_task.latency_inputs()
     assert out.module(**inputs).shape == (inputs["pixels"].shape[0], 10)
     runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu"))

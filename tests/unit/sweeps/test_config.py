@@ -77,7 +77,7 @@ def test_overrides_reach_the_settings() -> None:
         (
             "runtime=torch_cpu",
             "space.recipe.quantize.precision: runtime torch_cpu cannot run "
-            "quantize(precision=int8_dynamic): torch runtimes run fp32, fp16 only",
+            "quantize(precision=int8_dynamic): torch runtimes run fp32, fp16, bf16 only",
         ),
     ],
 )

@@ -1,0 +1,105 @@
+"""Knowledge distillation (Hinton et al., 2015): train the model in the recipe, often a
+pruned or smaller student, on the uncompressed teacher's softened outputs mixed with the
+task's labels; optionally also match hidden features (FitNets / TinyBERT), through a
+learned projection where the student's features are narrower."""
+
+from dataclasses import dataclass
+
+import torch
+
+from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
+from slimsweep.compressors.finetune import TrainConfig, finetune
+from slimsweep.sweeps.errors import ConfigError, require_range
+
+
+@dataclass(frozen=True)
+class DistillConfig(TrainConfig):
+    features: str = ""  # comma-separated module names whose outputs the student matches
+    feature_weight: float = 0.0  # weight of the feature-matching (MSE) loss
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_range("feature_weight", self.feature_weight, 0.0, 1000.0)
+        if self.feature_weight > 0 and not self.names:
+            raise ConfigError("feature_weight > 0 needs features: the modules to match")
+
+    @property
+    def names(self) -> list[str]:
+        return [name.strip() for name in self.features.split(",") if name.strip()]
+
+
+class FeatureMatch:
+    """Records the named modules' outputs of student and teacher on each forward and gives
+    the mean squared error between them, projecting the student's channels when needed."""
+
+    def __init__(
+        self, student: torch.nn.Module, teacher: torch.nn.Module, names: list[str]
+    ) -> None:
+        self.seen: dict[tuple[str, str], torch.Tensor] = {}
+        self.names = names
+        self.handles = [
+            model.get_submodule(name).register_forward_hook(self._recorder(role, name))
+            for role, model in (("student", student), ("teacher", teacher))
+            for name in names
+        ]
+        self.projections: dict[str, torch.nn.Linear] = {}
+
+    def _recorder(self, role: str, name: str):  # noqa: ANN202
+        def record(_: torch.nn.Module, __: tuple, output: torch.Tensor) -> None:
+            self.seen[role, name] = output
+
+        return record
+
+    @staticmethod
+    def _channels_last(features: torch.Tensor) -> torch.Tensor:
+        return features.movedim(1, -1) if features.dim() == 4 else features
+
+    def prepare(self, student: torch.nn.Module, teacher: torch.nn.Module, inputs: dict) -> None:
+        """Create the projections (one forward to learn the widths)."""
+        with torch.no_grad():
+            student(**inputs)
+            teacher(**inputs)
+        for name in self.names:
+            s = self._channels_last(self.seen["student", name]).shape[-1]
+            t = self._channels_last(self.seen["teacher", name]).shape[-1]
+            if s != t:
+                self.projections[name] = torch.nn.Linear(s, t, bias=False)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [p for projection in self.projections.values() for p in projection.parameters()]
+
+    def loss(self) -> torch.Tensor:
+        total = torch.zeros(())
+        for name in self.names:
+            student = self._channels_last(self.seen["student", name])
+            teacher = self._channels_last(self.seen["teacher", name]).detach()
+            if name in self.projections:
+                student = self.projections[name](student)
+            total = total + torch.nn.functional.mse_loss(student, teacher)
+        return total / len(self.names)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+@register_stage("distill", DistillConfig)
+def distill(model: CompressedModel, config: DistillConfig, ctx: StageContext) -> CompressedModel:
+    if ctx.teacher is None:
+        raise ValueError("distill needs the uncompressed teacher; none was given")
+    if config.feature_weight == 0:
+        finetune(model.module, ctx, config)
+        return model
+    match = FeatureMatch(model.module, ctx.teacher, config.names)
+    try:
+        match.prepare(model.module, ctx.teacher, ctx.data.train[0][0])
+        finetune(
+            model.module,
+            ctx,
+            config,
+            extra_loss=lambda: config.feature_weight * match.loss(),
+            extra_parameters=match.parameters(),
+        )
+    finally:
+        match.close()
+    return model

@@ -1,0 +1,42 @@
+"""Finding the layers a stage works on, and what flows into them on calibration data."""
+
+from collections.abc import Iterator
+
+import torch
+
+from slimsweep.sweeps.task import Batch
+
+
+def named_linears(module: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Linear]]:
+    """Every nn.Linear in forward-definition order, the layers low-bit matmuls reach."""
+    for name, child in module.named_modules():
+        if isinstance(child, torch.nn.Linear):
+            yield name, child
+
+
+def layer_inputs(
+    module: torch.nn.Module, layer: torch.nn.Module, batches: list[Batch]
+) -> torch.Tensor:
+    """The inputs `layer` sees when `module` runs on `batches`, as rows [samples, features]."""
+    seen: list[torch.Tensor] = []
+
+    def record(_: torch.nn.Module, args: tuple, __: object) -> None:
+        seen.append(args[0].detach().reshape(-1, args[0].shape[-1]).float())
+
+    handle = layer.register_forward_hook(record)
+    try:
+        with torch.no_grad():
+            for inputs, _ in batches:
+                module(**inputs)
+    finally:
+        handle.remove()
+    if not seen:
+        raise ValueError("the calibration split never reached this layer; is it empty?")
+    return torch.cat(seen)
+
+
+def replace_child(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
+    """Swap the submodule at dotted path `name` for `new`."""
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
