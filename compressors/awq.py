@@ -44,7 +44,9 @@ def awq_scale(
 ) -> torch.Tensor:
     """The per-input-channel scale with the least output error after rounding (α=0 is plain
     rounding, so the result is never worse than it on these inputs)."""
-    magnitude = inputs.abs().mean(dim=0).clamp(min=1e-8)
+    magnitude = inputs.abs().mean(dim=0)
+    # channels silent in calibration must not get huge inverse scales for other inputs
+    magnitude = magnitude.clamp(min=0.01 * float(magnitude.mean()) + 1e-8)
     reference = inputs @ weight.T
     best, best_error = torch.ones_like(magnitude), float("inf")
     for step in range(grid):

@@ -16,6 +16,8 @@ from slimsweep.compressors.layers import named_linears
 
 @dataclass(frozen=True)
 class QatConfig(TrainConfig, LowBitConfig):
+    learning_rate: float = 0.0003  # gentler than recovery fine-tuning: the model is trained
+
     def __post_init__(self) -> None:
         TrainConfig.__post_init__(self)
         LowBitConfig.__post_init__(self)

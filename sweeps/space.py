@@ -180,12 +180,18 @@ def _parse_slot(
         if key == "stage":
             continue
         param = _parse_param(slot_name, key, param_spec, accepts)
-        names = _stages_param_applies_to(stage, param)
-        for stage_name in names:
-            _check_against_stage(f"{where}.{key}", param, stage_name, stage_configs[stage_name])
-        configs = [stage_configs[n] for n in names]
+        configs = [stage_configs[n] for n in _stages_param_applies_to(stage, param)]
         accepts[param.name] = functools.partial(_acceptable, param, configs)
         params.append(param)
+    # Each value is tried together with the slot's fixed values, so checks that span two
+    # keys of one stage see both.
+    fixed = {p.key: p.value for p in params if not p.searched and not p.when}
+    for param in params:
+        for stage_name in _stages_param_applies_to(stage, param):
+            others = {k: v for k, v in fixed.items() if k != param.key}
+            _check_against_stage(
+                f"{where}.{param.key}", param, stage_name, stage_configs[stage_name], others
+            )
     return Slot(slot_name, stage, tuple(params))
 
 
@@ -248,23 +254,28 @@ def _acceptable(param: Param, configs: list[type], value: Any) -> bool:
     return param.contains(value) or any(_config_error(c, param.key, value) is None for c in configs)
 
 
-def _config_error(config_type: type, key: str, value: Any) -> str | None:
+def _config_error(
+    config_type: type, key: str, value: Any, fixed: Mapping[str, Any] | None = None
+) -> str | None:
     try:
-        config_type(**{key: value})
+        config_type(**{**(fixed or {}), key: value})
     except (ConfigError, TypeError, ValueError) as error:
         return str(error)
     return None
 
 
-def _check_against_stage(where: str, param: Param, stage_name: str, config_type: type) -> None:
+def _check_against_stage(
+    where: str, param: Param, stage_name: str, config_type: type, fixed: Mapping[str, Any]
+) -> None:
     allowed = [f.name for f in fields(config_type)]
     if param.key not in allowed:
         raise ConfigError(
             f"{where}: stage {stage_name!r} has no parameter {param.key!r}; "
             f"it has: {', '.join(allowed)}"
         )
+    fixed = {k: v for k, v in fixed.items() if k in allowed}
     for value in param.candidates():
-        error = _config_error(config_type, param.key, value)
+        error = _config_error(config_type, param.key, value, fixed)
         if error is not None:
             raise ConfigError(f"{where} (stage {stage_name}): {error}")
 

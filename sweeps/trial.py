@@ -7,6 +7,7 @@ artifact's bytes, and the driver records both.
 import copy
 import functools
 import hashlib
+import itertools
 import json
 import tempfile
 import time
@@ -121,7 +122,7 @@ def _run(request: TrialRequest) -> TrialResult:
         **model.metrics,
         **{
             f"saved_bytes/{step.slot}": float(before - after)
-            for step, before, after in zip(request.recipe, sizes, sizes[1:], strict=True)
+            for step, (before, after) in zip(request.recipe, itertools.pairwise(sizes), strict=True)
         },
         "trial_seconds": time.perf_counter() - started,
     }

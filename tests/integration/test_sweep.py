@@ -34,12 +34,12 @@ def sweep_args(workdir: Path, cache: Path, n_trials: int) -> list[str]:
         "runtime.latency.repeats=10",
         "runtime.latency.min_seconds=0",
         "plugins=[exploding_stage]",
-        "+space.recipe.boom={stage: {choices: [none, explode]}}",
-        "+space.baseline.boom={stage: none}",
+        # the plugin's stage is one more choice of the first slot (quantizing comes last)
+        "space.recipe.prune.stage.choices=[none, magnitude_prune, explode]",
         "space.enqueue=["
         "{prune: {stage: none}, quantize: {precision: int8_static, per_channel: true,"
-        " calibration: minmax}, boom: {stage: none}},"
-        "{prune: {stage: none}, quantize: {precision: fp32}, boom: {stage: explode}}]",
+        " calibration: minmax}},"
+        "{prune: {stage: explode}, quantize: {precision: fp32}}]",
     ]
 
 
@@ -121,7 +121,7 @@ def test_sweep_records_every_trial_and_resumes(
         if trial.state == TrialState.FAIL:
             assert run.info.status == "FAILED"
             assert "deliberate failure for the test" in run.data.tags["slimsweep.failure"]
-            assert trial.params["boom.stage"] == "explode"
+            assert trial.params["prune.stage"] == "explode"
             continue
         assert run.info.status == "FINISHED"
         accuracy, size_bytes, latency = trial.values
@@ -148,6 +148,16 @@ def test_sweep_records_every_trial_and_resumes(
         int8.params["quantize.precision"] == "int8_static" and int8.params["prune.stage"] == "none"
     )
     assert int8.values[1] < 0.3 * fp32.values[1]
+
+    # Each stage's saved bytes, measured on real artifacts, add up to the whole saving.
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE:
+            metrics = runs[trial.user_attrs["mlflow_run_id"]].data.metrics
+            saved = {k: v for k, v in metrics.items() if k.startswith("saved_bytes/")}
+            pruned = trial.params["prune.stage"] != "none"
+            slots = {"saved_bytes/quantize"} | ({"saved_bytes/prune"} if pruned else set())
+            assert set(saved) == slots
+            assert fp32.values[1] - sum(saved.values()) == trial.values[1]
 
     # The printed front is exactly the non-dominated set, by brute force.
     completed = {t.number: list(t.values) for t in trials if t.state == TrialState.COMPLETE}

@@ -85,3 +85,39 @@ def test_wrong_config_is_refused_naming_the_key(override: str, message: str) -> 
     with pytest.raises(ConfigError) as error:
         load_settings([override])
     assert message in str(error.value)
+
+
+SHIPPED_SPACES = sorted(
+    p.stem for p in (Path(__file__).parents[3] / "conf" / "space").glob("*.yaml")
+)
+
+
+@pytest.mark.parametrize("space", SHIPPED_SPACES)
+def test_every_shipped_space_is_accepted_and_has_a_baseline(space: str) -> None:
+    settings = load_settings([f"space={space}"])
+    assert settings.space.name == space
+    assert settings.space.baseline is not None
+
+
+def test_a_stage_after_a_quantizing_stage_is_refused_before_launch() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            [
+                "space=gptq",
+                "+space.recipe.share={stage: weight_share}",
+            ]
+        )
+    assert str(error.value).startswith(
+        "space.recipe.share: weight_share after gptq (slot quantize) is not supported"
+    )
+
+
+def test_a_quantizing_stage_the_runtime_cannot_run_is_refused_by_its_default() -> None:
+    with pytest.raises(ConfigError, match=r"cannot run awq\(precision=int4_weight\)"):
+        load_settings(["space=awq", "runtime=torch_cpu"])
+
+
+def test_checks_spanning_two_keys_see_the_slots_fixed_values() -> None:
+    load_settings(["space=distill"])  # feature_weight > 0 is fine: features is fixed
+    with pytest.raises(ConfigError, match="feature_weight > 0 needs features"):
+        load_settings(["space=distill", "space.recipe.recover.features="])
