@@ -7,14 +7,14 @@ The division runs as one elementwise multiply in front of the layer (a real op i
 artifact; AWQ's folding of it into a preceding norm is model-specific and not done here).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
-from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
-from slimsweep.compressors.gptq import LowBitConfig, set_rounded
+from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageContext, register_stage
 from slimsweep.compressors.grouped import round_to_nearest
-from slimsweep.compressors.layers import layer_inputs, named_linears, replace_child
+from slimsweep.compressors.layers import layer_inputs, replace_child
+from slimsweep.compressors.low_bit import LowBitConfig, round_linears
 from slimsweep.sweeps.errors import require_range
 
 
@@ -62,17 +62,12 @@ def awq_scale(
 
 @register_stage("awq", AwqConfig, quantizes=True)
 def awq(model: CompressedModel, config: AwqConfig, ctx: StageContext) -> CompressedModel:
-    if model.quantization is not None:
-        raise ValueError("awq quantizes; this model is already quantized")
-    rounded = {}
-    for name, linear in list(named_linears(model.module)):
+    def round_layer(name: str, linear: torch.nn.Linear) -> GroupQuantized:
         inputs = layer_inputs(model.module, linear, ctx.data.calibration)
         with torch.no_grad():
             scale = awq_scale(linear.weight, inputs, config, config.grid)
             linear.weight.mul_(scale)
-        codes = round_to_nearest(linear.weight, config.bits, config.group_size, config.symmetric)
-        rounded[set_rounded(linear, codes)] = codes
         replace_child(model.module, name, InputScaled(linear, 1.0 / scale))
-    if not rounded:
-        raise ValueError("awq found no nn.Linear layers to quantize")
-    return replace(model, quantization=config.plan(rounded))
+        return round_to_nearest(linear.weight, config.bits, config.group_size, config.symmetric)
+
+    return round_linears(model, "awq", config, round_layer)

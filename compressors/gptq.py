@@ -6,49 +6,15 @@ Layers are done in order, each one calibrated on inputs from the already-quantiz
 before it. The codes go to the runtime as they are (int4_weight, MatMulNBits).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
-from slimsweep.compressors.base import (
-    CompressedModel,
-    GroupQuantized,
-    QuantizationPlan,
-    StageContext,
-    register_stage,
-    weight_key,
-)
+from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageContext, register_stage
 from slimsweep.compressors.grouped import from_codes, group_grid, pad_to_groups, to_codes
-from slimsweep.compressors.layers import layer_inputs, named_linears
-from slimsweep.compressors.quantize import GROUP_SIZES
-from slimsweep.sweeps.errors import require_choice, require_range
-
-WEIGHT_BITS = (3, 4)
-
-
-@dataclass(frozen=True)
-class LowBitConfig:
-    """Shared by the low-bit weight stages: the grid their codes are packed on."""
-
-    precision: str = "int4_weight"  # what the runtime runs: grouped low-bit matmuls
-    bits: int = 4  # 3 rounds to 8 levels, stored in the same 4-bit container
-    group_size: int = 128
-    symmetric: bool = False
-
-    def __post_init__(self) -> None:
-        require_choice("precision", self.precision, ("int4_weight",))
-        require_choice("bits", self.bits, WEIGHT_BITS)
-        require_choice("group_size", self.group_size, GROUP_SIZES)
-        require_choice("symmetric", self.symmetric, (True, False))
-
-    def plan(self, rounded: dict[str, GroupQuantized]) -> QuantizationPlan:
-        return QuantizationPlan(
-            self.precision,
-            group_size=self.group_size,
-            symmetric=self.symmetric,
-            bits=self.bits,
-            rounded=rounded,
-        )
+from slimsweep.compressors.layers import layer_inputs
+from slimsweep.compressors.low_bit import LowBitConfig, round_linears
+from slimsweep.sweeps.errors import require_range
 
 
 @dataclass(frozen=True)
@@ -101,22 +67,10 @@ def gptq_round(
     )
 
 
-def set_rounded(linear: torch.nn.Linear, rounded: GroupQuantized) -> str:
-    """Put the rounded weight in the model (so torch runs what ORT will) and key it."""
-    with torch.no_grad():
-        linear.weight.copy_(rounded.dequantize(linear.in_features))
-    return weight_key(linear.weight)
-
-
 @register_stage("gptq", GptqConfig, quantizes=True)
 def gptq(model: CompressedModel, config: GptqConfig, ctx: StageContext) -> CompressedModel:
-    if model.quantization is not None:
-        raise ValueError("gptq quantizes; this model is already quantized")
-    rounded = {}
-    for _, linear in list(named_linears(model.module)):
+    def round_layer(_: str, linear: torch.nn.Linear) -> GroupQuantized:
         inputs = layer_inputs(model.module, linear, ctx.data.calibration)
-        codes = gptq_round(linear.weight, inputs, config, config.damping)
-        rounded[set_rounded(linear, codes)] = codes
-    if not rounded:
-        raise ValueError("gptq found no nn.Linear layers to quantize")
-    return replace(model, quantization=config.plan(rounded))
+        return gptq_round(linear.weight, inputs, config, config.damping)
+
+    return round_linears(model, "gptq", config, round_layer)

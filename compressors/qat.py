@@ -2,16 +2,16 @@
 low-bit grid in the forward pass (straight-through gradients to the float weight), then
 convert for real: the codes the last forward used are what the runtime packs."""
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch.nn.utils import parametrize
 
-from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
+from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageContext, register_stage
 from slimsweep.compressors.finetune import TrainConfig, finetune
-from slimsweep.compressors.gptq import LowBitConfig, set_rounded
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
 from slimsweep.compressors.layers import named_linears
+from slimsweep.compressors.low_bit import LowBitConfig, round_linears
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,7 @@ class StraightThrough(torch.nn.Module):
 
 @register_stage("qat", QatConfig, quantizes=True)
 def qat(model: CompressedModel, config: QatConfig, ctx: StageContext) -> CompressedModel:
-    if model.quantization is not None:
-        raise ValueError("qat quantizes; this model is already quantized")
     linears = [linear for _, linear in named_linears(model.module)]
-    if not linears:
-        raise ValueError("qat found no nn.Linear layers to quantize")
     for linear in linears:
         parametrize.register_parametrization(linear, "weight", StraightThrough(config))
     try:
@@ -49,8 +45,9 @@ def qat(model: CompressedModel, config: QatConfig, ctx: StageContext) -> Compres
     finally:
         for linear in linears:
             parametrize.remove_parametrizations(linear, "weight", leave_parametrized=False)
-    rounded = {}
-    for linear in linears:
-        codes = round_to_nearest(linear.weight, config.bits, config.group_size, config.symmetric)
-        rounded[set_rounded(linear, codes)] = codes
-    return replace(model, quantization=config.plan(rounded))
+
+    def round_layer(_: str, linear: torch.nn.Linear) -> GroupQuantized:
+        # the grid of the last forward: what training converged to is what ships
+        return round_to_nearest(linear.weight, config.bits, config.group_size, config.symmetric)
+
+    return round_linears(model, "qat", config, round_layer)

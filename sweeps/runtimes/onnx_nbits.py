@@ -13,7 +13,7 @@ from onnx import helper, numpy_helper
 
 from slimsweep.compressors.base import GroupQuantized, QuantizationPlan, weight_key
 from slimsweep.compressors.grouped import round_to_nearest
-from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul
+from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul, replace_nodes
 
 CONTAINER_BITS = 4  # MatMulNBits' CPU kernel; a 3-bit grid is stored in 4-bit codes
 ACCURACY_LEVEL = 4  # activations quantized to int8 at run time: MLAS's fastest CPU path
@@ -81,12 +81,7 @@ def quantize_matmuls(model: onnx.ModelProto, plan: QuantizationPlan) -> int:
         nodes.append(matmul)
         added.extend(initializers)
         rewritten += 1
-    used = {name for node in nodes for name in node.input}
-    kept = [init for init in graph.initializer if init.name in used]
-    del graph.node[:]
-    graph.node.extend(nodes)
-    del graph.initializer[:]
-    graph.initializer.extend([*kept, *added])
+    replace_nodes(graph, nodes, added)
     if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return rewritten

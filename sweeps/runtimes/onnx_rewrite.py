@@ -43,10 +43,17 @@ def gemm_to_matmul(model: onnx.ModelProto) -> int:
                 )
             )
         rewritten += 1
+    replace_nodes(graph, nodes)
+    return rewritten
+
+
+def replace_nodes(
+    graph: onnx.GraphProto, nodes: list[onnx.NodeProto], added: list[onnx.TensorProto] = ()
+) -> None:
+    """Give `graph` these nodes and initializers, dropping initializers nothing reads."""
     used = {name for node in nodes for name in node.input}
     kept = [init for init in graph.initializer if init.name in used]
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return rewritten
+    graph.initializer.extend([*kept, *added])

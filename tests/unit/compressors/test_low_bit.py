@@ -10,9 +10,10 @@ import torch
 
 from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
 from slimsweep.compressors.awq import awq_scale
-from slimsweep.compressors.gptq import LowBitConfig, gptq_round
+from slimsweep.compressors.gptq import gptq_round
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
 from slimsweep.compressors.layers import layer_inputs
+from slimsweep.compressors.low_bit import LowBitConfig
 from slimsweep.sweeps.runtimes.onnx_nbits import pack_nibbles, unpack_nibbles
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 

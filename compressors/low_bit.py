@@ -1,0 +1,70 @@
+"""What the low-bit weight stages (GPTQ, AWQ, QAT) share: the grid their codes are packed
+on, and the walk over a model's linears that rounds each one and hands the codes on."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+
+from slimsweep.compressors.base import (
+    CompressedModel,
+    GroupQuantized,
+    QuantizationPlan,
+    weight_key,
+)
+from slimsweep.compressors.layers import named_linears
+from slimsweep.compressors.quantize import GROUP_SIZES
+from slimsweep.sweeps.errors import require_choice
+
+WEIGHT_BITS = (3, 4)
+
+
+@dataclass(frozen=True)
+class LowBitConfig:
+    """Shared by the low-bit weight stages: the grid their codes are packed on."""
+
+    precision: str = "int4_weight"  # what the runtime runs: grouped low-bit matmuls
+    bits: int = 4  # 3 rounds to 8 levels, stored in the same 4-bit container
+    group_size: int = 128
+    symmetric: bool = False
+
+    def __post_init__(self) -> None:
+        require_choice("precision", self.precision, ("int4_weight",))
+        require_choice("bits", self.bits, WEIGHT_BITS)
+        require_choice("group_size", self.group_size, GROUP_SIZES)
+        require_choice("symmetric", self.symmetric, (True, False))
+
+    def plan(self, rounded: dict[str, GroupQuantized]) -> QuantizationPlan:
+        return QuantizationPlan(
+            self.precision,
+            group_size=self.group_size,
+            symmetric=self.symmetric,
+            bits=self.bits,
+            rounded=rounded,
+        )
+
+
+def set_rounded(linear: torch.nn.Linear, rounded: GroupQuantized) -> str:
+    """Put the rounded weight in the model (so torch runs what ORT will) and key it."""
+    with torch.no_grad():
+        linear.weight.copy_(rounded.dequantize(linear.in_features))
+    return weight_key(linear.weight)
+
+
+RoundLayer = Callable[[str, torch.nn.Linear], GroupQuantized]
+
+
+def round_linears(
+    model: CompressedModel, stage: str, config: LowBitConfig, round_layer: RoundLayer
+) -> CompressedModel:
+    """Round every linear in order with `round_layer(name, linear)`; the model runs the
+    rounded weights and its plan carries their codes to the runtime."""
+    if model.quantization is not None:
+        raise ValueError(f"{stage} quantizes; this model is already quantized")
+    rounded = {}
+    for name, linear in list(named_linears(model.module)):
+        codes = round_layer(name, linear)
+        rounded[set_rounded(linear, codes)] = codes
+    if not rounded:
+        raise ValueError(f"{stage} found no nn.Linear layers to quantize")
+    return replace(model, quantization=config.plan(rounded))
