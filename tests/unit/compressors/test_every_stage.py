@@ -20,10 +20,16 @@ def test_stage_config_round_trips_and_has_defaults(name: str) -> None:
     assert config_type(**asdict(config)) == config
 
 
+# Stages whose targets the digits CNN lacks; their own tests run them on models that have.
+NOT_IN_DIGITS = {"drop_layers": "the digits CNN has no stack of same-type blocks"}
+
+
 @pytest.mark.parametrize("name", STAGES.names())
 def test_stage_keeps_model_runnable_and_exportable(
     name: str, trained_digits: torch.nn.Module, digits_data, digits_task, tmp_path: Path
 ) -> None:
+    if name in NOT_IN_DIGITS:
+        pytest.skip(NOT_IN_DIGITS[name])
     model = CompressedModel(copy.deepcopy(trained_digits))
     context = StageContext(digits_data, task=digits_task, teacher=trained_digits)
     out = STAGES.get(name).run(model, {}, context)

@@ -4,6 +4,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from slimsweep.compressors import STAGES, CompressedModel, StageContext
@@ -94,3 +95,38 @@ def test_iterative_beats_one_shot_at_high_sparsity(
         )
 
     assert accuracy(iterative.module) > accuracy(one_shot.module)
+
+
+class ResidualStack(torch.nn.Module):
+    def __init__(self, width: int = 16, depth: int = 4) -> None:
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(torch.nn.Linear(width, width) for _ in range(depth))
+        self.head = torch.nn.Linear(width, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = x + torch.relu(block(x))
+        return self.head(x)
+
+
+def test_drop_layers_keeps_the_chosen_blocks_and_still_exports(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = ResidualStack()
+    kept = [model.blocks[1], model.blocks[3]]
+    out = STAGES.get("drop_layers").run(CompressedModel(model), {"keep": "1,3"}, StageContext(None))
+    assert list(out.module.blocks) == kept
+    assert _params(out.module) == 2 * (16 * 16 + 16) + 16 * 3 + 3
+    x = torch.randn(5, 16)
+    runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu"))
+    runtime.export(out, {"x": x}, [], tmp_path / "m.onnx")
+    expected = out.module(x).detach().numpy()
+    np.testing.assert_allclose(
+        runtime.load(tmp_path / "m.onnx")({"x": x.numpy()}), expected, atol=1e-5
+    )
+
+
+def test_drop_layers_refuses_blocks_that_do_not_exist() -> None:
+    with pytest.raises(ValueError, match="has only 4 blocks"):
+        STAGES.get("drop_layers").run(
+            CompressedModel(ResidualStack()), {"keep": "0,4"}, StageContext(None)
+        )
