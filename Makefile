@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine (Python 3.11 and make are all they need):
 #   make demo   installs into .venv, then runs the demo sweep
-#   make test   installs into .venv (with test tools), then runs the test suite
+#   make test   installs into .venv (with test tools and the MiniLM task), then runs the tests
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: anything that pulls an unpinned torch gets a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,minilm]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)

@@ -14,7 +14,9 @@ from slimsweep.sweeps.errors import ConfigError, require_range
 
 @dataclass(frozen=True)
 class DistillConfig(TrainConfig):
-    features: str = ""  # comma-separated module names whose outputs the student matches
+    # comma-separated module names whose outputs the student matches; "a>b" matches the
+    # student's module a to the teacher's b (a 3-layer student's layer 1 to layer 3, say)
+    features: str = ""
     feature_weight: float = 0.0  # weight of the feature-matching (MSE) loss
 
     def __post_init__(self) -> None:
@@ -24,29 +26,32 @@ class DistillConfig(TrainConfig):
             raise ConfigError("feature_weight > 0 needs features: the modules to match")
 
     @property
-    def names(self) -> list[str]:
-        return [name.strip() for name in self.features.split(",") if name.strip()]
+    def names(self) -> list[tuple[str, str]]:
+        """(student module, teacher module) pairs."""
+        pairs = [item.strip().partition(">") for item in self.features.split(",")]
+        return [(s.strip(), (t or s).strip()) for s, _, t in pairs if s.strip()]
 
 
 class FeatureMatch:
-    """Records the named modules' outputs of student and teacher on each forward and gives
+    """Records the paired modules' outputs of student and teacher on each forward and gives
     the mean squared error between them, projecting the student's channels when needed."""
 
     def __init__(
-        self, student: torch.nn.Module, teacher: torch.nn.Module, names: list[str]
+        self, student: torch.nn.Module, teacher: torch.nn.Module, pairs: list[tuple[str, str]]
     ) -> None:
-        self.seen: dict[tuple[str, str], torch.Tensor] = {}
-        self.names = names
+        self.seen: dict[tuple[str, int], torch.Tensor] = {}
+        self.pairs = pairs
         self.handles = [
-            model.get_submodule(name).register_forward_hook(self._recorder(role, name))
-            for role, model in (("student", student), ("teacher", teacher))
-            for name in names
+            model.get_submodule(pair[side]).register_forward_hook(self._recorder(role, i))
+            for side, (role, model) in enumerate((("student", student), ("teacher", teacher)))
+            for i, pair in enumerate(pairs)
         ]
-        self.projections: dict[str, torch.nn.Linear] = {}
+        self.projections: dict[int, torch.nn.Linear] = {}
 
-    def _recorder(self, role: str, name: str):  # noqa: ANN202
-        def record(_: torch.nn.Module, __: tuple, output: torch.Tensor) -> None:
-            self.seen[role, name] = output
+    def _recorder(self, role: str, index: int):  # noqa: ANN202
+        def record(_: torch.nn.Module, __: tuple, output: torch.Tensor | tuple) -> None:
+            # transformer blocks may return (hidden states, ...)
+            self.seen[role, index] = output[0] if isinstance(output, tuple) else output
 
         return record
 
@@ -59,24 +64,24 @@ class FeatureMatch:
         with torch.no_grad():
             student(**inputs)
             teacher(**inputs)
-        for name in self.names:
-            s = self._channels_last(self.seen["student", name]).shape[-1]
-            t = self._channels_last(self.seen["teacher", name]).shape[-1]
+        for i in range(len(self.pairs)):
+            s = self._channels_last(self.seen["student", i]).shape[-1]
+            t = self._channels_last(self.seen["teacher", i]).shape[-1]
             if s != t:
-                self.projections[name] = torch.nn.Linear(s, t, bias=False)
+                self.projections[i] = torch.nn.Linear(s, t, bias=False)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for projection in self.projections.values() for p in projection.parameters()]
 
     def loss(self) -> torch.Tensor:
         total = torch.zeros(())
-        for name in self.names:
-            student = self._channels_last(self.seen["student", name])
-            teacher = self._channels_last(self.seen["teacher", name]).detach()
-            if name in self.projections:
-                student = self.projections[name](student)
+        for i in range(len(self.pairs)):
+            student = self._channels_last(self.seen["student", i])
+            teacher = self._channels_last(self.seen["teacher", i]).detach()
+            if i in self.projections:
+                student = self.projections[i](student)
             total = total + torch.nn.functional.mse_loss(student, teacher)
-        return total / len(self.names)
+        return total / len(self.pairs)
 
     def close(self) -> None:
         for handle in self.handles:

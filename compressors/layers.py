@@ -1,5 +1,6 @@
 """Finding the layers a stage works on, and what flows into them on calibration data."""
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -14,25 +15,37 @@ def named_linears(module: torch.nn.Module) -> Iterator[tuple[str, torch.nn.Linea
             yield name, child
 
 
+class _Reached(Exception):
+    """Stops a forward pass once the layer of interest has seen its input."""
+
+
 def layer_inputs(
-    module: torch.nn.Module, layer: torch.nn.Module, batches: list[Batch]
+    module: torch.nn.Module, layer: torch.nn.Module, batches: list[Batch], max_rows: int = 4096
 ) -> torch.Tensor:
-    """The inputs `layer` sees when `module` runs on `batches`, as rows [samples, features]."""
+    """The inputs `layer` sees when `module` runs on `batches`, as rows [samples, features]:
+    at most `max_rows`, drawn evenly (a fixed seed) from all of them. Each forward stops at
+    the layer, so calibrating early layers costs a fraction of a pass."""
     seen: list[torch.Tensor] = []
 
-    def record(_: torch.nn.Module, args: tuple, __: object) -> None:
+    def record(_: torch.nn.Module, args: tuple) -> None:
         seen.append(args[0].detach().reshape(-1, args[0].shape[-1]).float())
+        raise _Reached
 
-    handle = layer.register_forward_hook(record)
+    handle = layer.register_forward_pre_hook(record)
     try:
         with torch.no_grad():
             for inputs, _ in batches:
-                module(**inputs)
+                with contextlib.suppress(_Reached):
+                    module(**inputs)
     finally:
         handle.remove()
     if not seen:
         raise ValueError("the calibration split never reached this layer; is it empty?")
-    return torch.cat(seen)
+    rows = torch.cat(seen)
+    if len(rows) > max_rows:
+        chosen = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:max_rows]
+        rows = rows[chosen.sort().values]
+    return rows
 
 
 def replace_child(root: torch.nn.Module, name: str, new: torch.nn.Module) -> None:

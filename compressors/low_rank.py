@@ -16,6 +16,7 @@ from slimsweep.sweeps.errors import require_choice, require_range
 class LowRankConfig:
     mode: str = "energy"  # energy: keep `keep` of Σσ²; rank: keep `keep` of the full rank
     keep: float = 0.9
+    only: str = ""  # comma-separated parts of layer names to factorise (empty: every layer)
 
     def __post_init__(self) -> None:
         require_choice("mode", self.mode, ("energy", "rank"))
@@ -67,9 +68,16 @@ def _factorisable(layer: torch.nn.Module) -> bool:
 
 @register_stage("low_rank", LowRankConfig)
 def low_rank(model: CompressedModel, config: LowRankConfig, ctx: StageContext) -> CompressedModel:
-    layers = [(n, m) for n, m in model.module.named_modules() if _factorisable(m)]
+    wanted = [part.strip() for part in config.only.split(",") if part.strip()]
+    layers = [
+        (n, m)
+        for n, m in model.module.named_modules()
+        if _factorisable(m) and (not wanted or any(part in n for part in wanted))
+    ]
     if not layers:
-        raise ValueError("low_rank found no nn.Linear or 1x1 nn.Conv2d layers")
+        raise ValueError(
+            f"low_rank found no nn.Linear or 1x1 nn.Conv2d layers (only={config.only!r})"
+        )
     for name, layer in layers:
         weight = layer.weight.reshape(layer.weight.shape[0], -1)
         out_size, in_size = weight.shape

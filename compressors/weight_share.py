@@ -17,17 +17,19 @@ import torch
 from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
 from slimsweep.compressors.huffman import coded_bytes
 from slimsweep.compressors.magnitude_prune import prunable_weights
-from slimsweep.sweeps.errors import require_range
+from slimsweep.sweeps.errors import require_choice, require_range
 
 
 @dataclass(frozen=True)
 class WeightShareConfig:
     bits: int = 4  # 2^bits shared values per layer
     iterations: int = 30  # k-means (Lloyd) iterations
+    embeddings: bool = True  # share embedding tables too (a transformer's largest tensor)
 
     def __post_init__(self) -> None:
         require_range("bits", self.bits, 1, 8)
         require_range("iterations", self.iterations, 1, 1000)
+        require_choice("embeddings", self.embeddings, (True, False))
 
 
 def kmeans_1d(
@@ -70,7 +72,10 @@ def weight_share(
     model: CompressedModel, config: WeightShareConfig, ctx: StageContext
 ) -> CompressedModel:
     packed = huffman = 0
-    for weight in prunable_weights(model.module):
+    weights = prunable_weights(model.module)
+    if config.embeddings:
+        weights += [m.weight for m in model.module.modules() if isinstance(m, torch.nn.Embedding)]
+    for weight in weights:
         indices = share(weight, config.bits, config.iterations)
         alphabet = int(indices.max()) + 1
         packed += max(1, math.ceil(math.log2(alphabet))) * math.ceil(indices.size / 8)

@@ -99,6 +99,9 @@ def _run(args: argparse.Namespace) -> None:
         print(yaml.safe_dump(compose(args.overrides), sort_keys=False), end="")
         return
     settings = load_settings(args.overrides)
+    from slimsweep.sweeps.task_check import check_task
+
+    check_task(settings.task)  # a wrong task is refused here, before any trial runs
     from slimsweep.sweeps.driver import run_sweep
     from slimsweep.sweeps.pareto import format_front
     from slimsweep.sweeps.progress import LineProgress, LiveProgress

@@ -7,7 +7,8 @@ Two optional members serve the stages that fine-tune (distillation, QAT, iterati
 `loss(outputs, targets) -> Tensor`, the loss on the task's labels, and
 `distillation_loss(student, teacher, temperature) -> Tensor`, how a student's outputs are
 matched to the teacher's (default: soft targets on logits). Without `loss`, fine-tuning
-distils from the teacher alone.
+distils from the teacher alone. `extra_scores(outputs, targets) -> dict[str, float]` adds
+quality numbers that are logged beside the metric.
 """
 
 import fcntl
@@ -94,9 +95,24 @@ def load_baseline(
 
 def evaluate(task: Task, predict: Predict, batches: list[Batch]) -> float:
     """The task's metric computed on what the runtime predicts, not on the torch model."""
-    outputs = [predict({k: v.numpy() for k, v in inputs.items()}) for inputs, _ in batches]
-    targets = [t.numpy() for _, t in batches]
-    value = task.score(np.concatenate(outputs), np.concatenate(targets))
+    return evaluate_all(task, predict, batches)[task.metric]
+
+
+def evaluate_all(task: Task, predict: Predict, batches: list[Batch]) -> dict[str, float]:
+    """The task's metric, plus what its optional `extra_scores(outputs, targets)` returns
+    (more quality numbers to log, e.g. a retrieval recall beside a similarity)."""
+    outputs = np.concatenate(
+        [predict({k: v.numpy() for k, v in inputs.items()}) for inputs, _ in batches]
+    )
+    targets = np.concatenate([t.numpy() for _, t in batches])
+    scores = {task.metric: _finite(task, "score()", task.score(outputs, targets))}
+    extra = getattr(task, "extra_scores", None)
+    for name, value in (extra(outputs, targets) if extra else {}).items():
+        scores[name] = _finite(task, f"extra_scores()[{name!r}]", value)
+    return scores
+
+
+def _finite(task: Task, what: str, value: object) -> float:
     if not isinstance(value, int | float | np.floating) or not np.isfinite(value):
-        raise TypeError(f"task {task.name} score() returned {value!r}, not a finite number")
+        raise TypeError(f"task {task.name} {what} returned {value!r}, not a finite number")
     return float(value)

@@ -51,6 +51,7 @@ class _Prepared:
     task: Any
     data: Any
     baseline: torch.nn.Module
+    baseline_bytes: dict[str, int] = field(default_factory=dict)  # per runtime config
 
 
 @functools.cache
@@ -78,7 +79,7 @@ def _run(request: TrialRequest) -> TrialResult:
     from slimsweep.sweeps.hardware import fingerprint
     from slimsweep.sweeps.node_lock import NodeLock
     from slimsweep.sweeps.runtimes import build_runtime
-    from slimsweep.sweeps.task import evaluate
+    from slimsweep.sweeps.task import evaluate_all
 
     started = time.perf_counter()
     lock = NodeLock(enabled=request.exclusive_latency)
@@ -100,19 +101,23 @@ def _run(request: TrialRequest) -> TrialResult:
             model = CompressedModel(copy.deepcopy(prepared.baseline))
             context = StageContext(data, request.number, task, prepared.baseline)
             path = Path(scratch) / runtime.artifact_name
-            # The bytes each stage saves, from real artifacts exported after each stage.
-            sizes = [len(artifact_bytes(model, path))]
+            # The bytes each stage saves, from real artifacts exported after each stage (the
+            # baseline's once per worker and runtime).
+            runtime_key = repr(request.runtime)
+            if runtime_key not in prepared.baseline_bytes:
+                prepared.baseline_bytes[runtime_key] = len(artifact_bytes(model, path))
+            sizes = [prepared.baseline_bytes[runtime_key]]
             for step in request.recipe:
                 model = STAGES.get(step.stage).run(model, step.params, context)
                 sizes.append(len(artifact_bytes(model, path)))
-            artifact = path.read_bytes()
+            artifact = path.read_bytes() if request.recipe else artifact_bytes(model, path)
             predict = runtime.load(path)
-            quality = evaluate(task, predict, data.eval)
+            scores = evaluate_all(task, predict, data.eval)
         with lock.measure("latency"):
             latency = measure_latency(predict, numpy_inputs, request.runtime.latency)
     parameters = list(model.module.parameters())
     metrics = {
-        task.metric: quality,
+        **scores,
         "size_bytes": float(len(artifact)),
         **latency.as_metrics(),
         "param_count": float(sum(p.numel() for p in parameters)),

@@ -1,0 +1,70 @@
+"""A user's task checked against the protocol before any trial runs: its data, the shapes
+its model produces and the numbers its metric returns. A wrong task fails here, naming
+what is wrong, instead of in every trial of a sweep."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.task import Task, TaskData, build_task
+
+
+def _check_batches(name: str, batches: Any, required: bool) -> None:
+    if not isinstance(batches, list) or (required and not batches):
+        raise ConfigError(f"task data: the {name} split must be a non-empty list of batches")
+    for i, batch in enumerate(batches):
+        where = f"task data: {name}[{i}]"
+        if not (isinstance(batch, tuple) and len(batch) == 2):
+            raise ConfigError(f"{where} must be an (inputs, targets) pair")
+        inputs, targets = batch
+        if not isinstance(inputs, Mapping) or not inputs:
+            raise ConfigError(f"{where}: inputs must be a dict of named tensors")
+        sizes = {k: v.shape[0] for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        if len(sizes) != len(inputs):
+            bad = [k for k, v in inputs.items() if not isinstance(v, torch.Tensor)]
+            raise ConfigError(f"{where}: inputs {bad} are not tensors")
+        if not isinstance(targets, torch.Tensor) or {targets.shape[0], *sizes.values()} != {
+            targets.shape[0]
+        }:
+            raise ConfigError(
+                f"{where}: inputs and targets must be tensors with one batch size; got "
+                f"{sizes} and targets {getattr(targets, 'shape', type(targets).__name__)}"
+            )
+
+
+def check_task(task_config: Mapping[str, Any]) -> Task:
+    """Build the task, load its data, run its untrained model on one eval batch and score it."""
+    try:
+        task = build_task(task_config)
+    except Exception as error:
+        raise ConfigError(f"task: cannot build {task_config.get('_target_')!r}: {error}") from None
+    data = task.load_data()
+    if not isinstance(data, TaskData):
+        raise ConfigError(
+            f"task {task.name}: load_data() returned {type(data).__name__}, not TaskData"
+        )
+    _check_batches("eval", data.eval, required=True)
+    _check_batches("calibration", data.calibration, required=False)
+    _check_batches("train", data.train, required=False)
+    inputs, targets = data.eval[0]
+    latency = task.latency_inputs()
+    if not isinstance(latency, Mapping) or set(latency) != set(inputs):
+        raise ConfigError(
+            f"task {task.name}: latency_inputs() names {sorted(latency)}, the eval batches "
+            f"name {sorted(inputs)}; the artifact is exported and timed on one signature"
+        )
+    with torch.no_grad():
+        outputs = task.build_model().eval()(**inputs)
+    if not isinstance(outputs, torch.Tensor) or outputs.shape[0] != targets.shape[0]:
+        raise ConfigError(
+            f"task {task.name}: the model must return one tensor with the batch first; on an eval "
+            f"batch of {targets.shape[0]} it returned "
+            f"{getattr(outputs, 'shape', type(outputs).__name__)}"
+        )
+    value = task.score(outputs.numpy(), targets.numpy())
+    if not isinstance(value, int | float | np.floating) or not np.isfinite(value):
+        raise ConfigError(f"task {task.name}: score() returned {value!r}, not a finite number")
+    return task

@@ -1,0 +1,49 @@
+"""Real English sentences available offline on every machine that runs Python: the
+documentation strings of the standard library, read from its source with `ast` (nothing is
+imported, so no module's import side effects run)."""
+
+import ast
+import re
+import sysconfig
+from pathlib import Path
+
+_CODE_LIKE = re.compile(r"[<>{}\[\]=_|\\`@#$%^*~]|\(\)|::")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_SKIPPED_PARTS = {"test", "tests", "idlelib", "site-packages", "lib2to3"}
+
+
+def _docstrings(path: Path) -> list[str]:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError):
+        return []
+    kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return [
+        d for node in ast.walk(tree) if isinstance(node, kinds) if (d := ast.get_docstring(node))
+    ]
+
+
+def prose_sentence(text: str, min_words: int = 8, max_words: int = 40) -> bool:
+    """A sentence of prose, not code: capitalised, ended, of a sensible length, and free of
+    the characters code and markup use."""
+    words = text.split()
+    return (
+        min_words <= len(words) <= max_words
+        and text[0].isupper()
+        and text[-1] in ".!?"
+        and not _CODE_LIKE.search(text)
+    )
+
+
+def stdlib_sentences() -> list[str]:
+    """Distinct prose sentences from the standard library's docstrings, sorted."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    sentences: set[str] = set()
+    for path in sorted(root.rglob("*.py")):
+        if _SKIPPED_PARTS & set(path.relative_to(root).parts):
+            continue
+        for doc in _docstrings(path):
+            for paragraph in doc.split("\n\n"):
+                text = " ".join(paragraph.split())
+                sentences.update(s for s in _SENTENCE_END.split(text) if prose_sentence(s))
+    return sorted(sentences)

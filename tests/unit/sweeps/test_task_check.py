@@ -1,0 +1,81 @@
+"""The user-task API: a task from outside slimsweep plugs in; a wrong one is refused
+before any trial runs, naming what is wrong."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig
+from slimsweep.sweeps.settings import LatencySettings
+from slimsweep.sweeps.space import RecipeStep
+from slimsweep.sweeps.task_check import check_task
+from slimsweep.sweeps.trial import TrialRequest, run_trial
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def test_a_task_from_outside_slimsweep_is_accepted_and_runs_a_trial(tmp_path: Path) -> None:
+    config = {"_target_": "user_task.WaveRegression", "name": "wave"}
+    assert check_task(config).name == "wave"
+    recipe = [
+        RecipeStep("prune", "magnitude_prune", {"sparsity": 0.5}),
+        RecipeStep("quantize", "quantize", {"precision": "int8_dynamic"}),
+    ]
+    runtime = OrtCpuConfig(
+        name="ort_cpu", latency=LatencySettings(warmup=1, repeats=3, min_seconds=0)
+    )
+    result = run_trial(TrialRequest(0, recipe, config, runtime, str(tmp_path)))
+    assert result.error is None, result.error
+    assert -0.1 < result.metrics["neg_mse"] <= 0.0  # the trained baseline fits the wave
+    assert result.metrics["zero_fraction"] > 0.45
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("user_task.NoEvalData", "task data: the eval split must be a non-empty list of batches"),
+        (
+            "user_task.WrongShape",
+            "the model must return one tensor with the batch first; "
+            "on an eval batch of 64 it returned torch.Size([1])",
+        ),
+        ("user_task.ScoreNotANumber", "task wave: score() returned 'good', not a finite number"),
+        ("user_task.Missing", "task: cannot build 'user_task.Missing'"),
+    ],
+)
+def test_a_wrong_task_is_refused_naming_the_problem(target: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        check_task({"_target_": target, "name": "wave"})
+    assert message in str(error.value)
+
+
+def test_the_cli_refuses_a_wrong_task_before_any_trial(tmp_path: Path) -> None:
+    # the user's own config folder joins the search path: conf/task/wave.yaml selects it
+    (tmp_path / "conf" / "task").mkdir(parents=True)
+    (tmp_path / "conf" / "task" / "wave.yaml").write_text(
+        "_target_: user_task.ScoreNotANumber\nname: wave\n"
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            *("-m", "slimsweep.sweeps.cli", "run", f"sweep.dir={tmp_path / 'runs'}"),
+            f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+            "task=wave",
+            "plugins=[user_task]",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        timeout=300,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "score() returned 'good', not a finite number" in run.stderr
+    assert not (tmp_path / "runs" / "optuna.db").exists()

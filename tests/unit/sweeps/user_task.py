@@ -1,0 +1,75 @@
+"""A user's own task, living only in the tests: a small regression MLP on synthetic data.
+It is what the README's user-task example shows; slimsweep knows nothing of it."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from slimsweep.sweeps.task import Batch, Inputs, TaskData
+
+
+@dataclass
+class WaveRegression:
+    name: str = "wave"
+    samples: int = 512
+    seed: int = 0
+    metric: ClassVar[str] = "neg_mse"  # higher is better
+
+    def build_model(self) -> torch.nn.Module:
+        torch.manual_seed(self.seed)
+        return torch.nn.Sequential(
+            torch.nn.Linear(4, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 1),
+        )
+
+    def train_baseline(self, model: torch.nn.Module, data: TaskData) -> None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for _ in range(60):
+            for inputs, targets in data.train:
+                loss = self.loss(model(**inputs), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+
+    def load_data(self) -> TaskData:
+        rng = np.random.default_rng(self.seed)
+        x = rng.uniform(-1, 1, (self.samples, 4)).astype(np.float32)
+        y = (np.sin(3 * x[:, :1]) + x[:, 1:2] * x[:, 2:3]).astype(np.float32)
+        batches = [self._batch(x[i : i + 64], y[i : i + 64]) for i in range(0, self.samples, 64)]
+        return TaskData(train=batches[:6], calibration=batches[6:7], eval=batches[7:])
+
+    def _batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
+        return {"input": torch.from_numpy(x)}, torch.from_numpy(y)
+
+    def latency_inputs(self) -> Inputs:
+        return {"input": torch.zeros(16, 4)}
+
+    def score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        return -float(np.mean((outputs - targets) ** 2))
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(outputs, targets)
+
+
+@dataclass
+class NoEvalData(WaveRegression):
+    def load_data(self) -> TaskData:
+        data = super().load_data()
+        return TaskData(data.train, data.calibration, [])
+
+
+@dataclass
+class WrongShape(WaveRegression):
+    def build_model(self) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Flatten(0), torch.nn.Linear(4 * 64, 1))
+
+
+@dataclass
+class ScoreNotANumber(WaveRegression):
+    def score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        return "good"  # type: ignore[return-value]
