@@ -30,3 +30,11 @@ def require_range(
         left = "[" if low_inclusive else "("
         right = "]" if high_inclusive else ")"
         raise ConfigError(f"{key}={value!r} is out of range; allowed {left}{low}, {high}{right}")
+
+
+def require_counts(prefix: str, config: object, keys: tuple[str, ...]) -> None:
+    """Each of `keys` on `config` is a whole number of at least 1 (bools refused)."""
+    for key in keys:
+        value = getattr(config, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{prefix}{key}={value!r} must be a whole number of at least 1")

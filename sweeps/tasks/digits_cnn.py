@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimsweep.sweeps.errors import ConfigError, require_range
+from slimsweep.sweeps.errors import ConfigError, require_counts, require_range
 from slimsweep.sweeps.task import Batch, Inputs, TaskData
 
 
@@ -51,10 +51,7 @@ class DigitsCNNTask:
     metric: ClassVar[str] = "accuracy"
 
     def __post_init__(self) -> None:
-        for key in ("width", "epochs", "batch_size", "latency_batch_size"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"task.{key}={value!r} must be a whole number of at least 1")
+        require_counts("task.", self, ("width", "epochs", "batch_size", "latency_batch_size"))
         require_range("task.learning_rate", self.learning_rate, 0.0, 1.0, low_inclusive=False)
         require_range("task.eval_fraction", self.eval_fraction, 0.05, 0.9)
         require_range("task.calibration_fraction", self.calibration_fraction, 0.01, 0.9)

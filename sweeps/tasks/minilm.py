@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.errors import ConfigError, require_counts
 from slimsweep.sweeps.task import Batch, Inputs, TaskData
 from slimsweep.sweeps.tasks.stdlib_corpus import stdlib_sentences
 
@@ -78,17 +78,8 @@ class MiniLMTask:
     metric: ClassVar[str] = "cosine"
 
     def __post_init__(self) -> None:
-        for key in (
-            "max_length",
-            "train_size",
-            "calibration_size",
-            "eval_size",
-            "batch_size",
-            "latency_batch_size",
-        ):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"task.{key}={value!r} must be a whole number of at least 1")
+        counts = ("max_length", "train_size", "calibration_size", "eval_size", "batch_size")
+        require_counts("task.", self, (*counts, "latency_batch_size"))
         if not 8 <= self.max_length <= 512:
             raise ConfigError(f"task.max_length={self.max_length} must be in [8, 512]")
         if self.eval_size < 11:
