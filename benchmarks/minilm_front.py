@@ -86,7 +86,7 @@ def main() -> None:
     print(
         f"sweep: `{args.sweep}`, {len(study.trials)} trials "
         f"({sum(t.state.name == 'COMPLETE' for t in study.trials)} completed), task minilm "
-        "(512 eval sentences), space minilm, TPE  "
+        f"(512 eval sentences), space {args.sweep.split('-', 1)[-1]}, TPE  "
     )
     print(
         "latency: ort_cpu, 2 threads, batch 1 x 128 tokens, everything below re-measured "
