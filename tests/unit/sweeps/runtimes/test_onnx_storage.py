@@ -104,3 +104,15 @@ def test_bit_planes_round_trip() -> None:
     planes = pack_bit_planes(indices, 5)
     assert planes.shape == (5, 126)
     np.testing.assert_array_equal(unpack_bit_planes(planes, 1001), indices)
+
+
+def test_half_precision_weights_are_never_left_to_a_decoder() -> None:
+    # ORT does not fold the decoding of fp16 tensors; they would be decoded on every run
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((256, 128)).astype(np.float32)
+    weight[rng.random(weight.shape) < 0.6] = 0
+    model = _matmul_model(weight)
+    store_weights_half(model, "fp16")
+    chosen = store_compact(model)
+    assert chosen["bitmask"] == chosen["codebook"] == 0
+    assert not any(n.op_type in ("BitShift", "Where") for n in model.graph.node)
