@@ -51,6 +51,11 @@ def set_rounded(linear: torch.nn.Linear, rounded: GroupQuantized) -> str:
     return weight_key(linear.weight)
 
 
+def require_unquantized(model: CompressedModel, stage: str) -> None:
+    if model.quantization is not None:
+        raise ValueError(f"{stage} quantizes; this model is already quantized")
+
+
 RoundLayer = Callable[[str, torch.nn.Linear], GroupQuantized]
 
 
@@ -59,8 +64,7 @@ def round_linears(
 ) -> CompressedModel:
     """Round every linear in order with `round_layer(name, linear)`; the model runs the
     rounded weights and its plan carries their codes to the runtime."""
-    if model.quantization is not None:
-        raise ValueError(f"{stage} quantizes; this model is already quantized")
+    require_unquantized(model, stage)
     rounded = {}
     for name, linear in list(named_linears(model.module)):
         codes = round_layer(name, linear)

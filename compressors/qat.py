@@ -11,7 +11,7 @@ from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageCon
 from slimsweep.compressors.finetune import TrainConfig, finetune
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
 from slimsweep.compressors.layers import named_linears
-from slimsweep.compressors.low_bit import LowBitConfig, round_linears
+from slimsweep.compressors.low_bit import LowBitConfig, require_unquantized, round_linears
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class StraightThrough(torch.nn.Module):
 
 @register_stage("qat", QatConfig, quantizes=True)
 def qat(model: CompressedModel, config: QatConfig, ctx: StageContext) -> CompressedModel:
+    require_unquantized(model, "qat")  # before spending the fine-tuning budget
     linears = [linear for _, linear in named_linears(model.module)]
     for linear in linears:
         parametrize.register_parametrization(linear, "weight", StraightThrough(config))

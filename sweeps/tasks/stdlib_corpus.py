@@ -3,6 +3,7 @@ documentation strings of the standard library, read from its source with `ast` (
 imported, so no module's import side effects run)."""
 
 import ast
+import functools
 import re
 import sysconfig
 from pathlib import Path
@@ -35,8 +36,10 @@ def prose_sentence(text: str, min_words: int = 8, max_words: int = 40) -> bool:
     )
 
 
-def stdlib_sentences() -> list[str]:
-    """Distinct prose sentences from the standard library's docstrings, sorted."""
+@functools.cache
+def stdlib_sentences() -> tuple[str, ...]:
+    """Distinct prose sentences from the standard library's docstrings, sorted (parsed once
+    a process: every trial asks for its latency batch)."""
     root = Path(sysconfig.get_paths()["stdlib"])
     sentences: set[str] = set()
     for path in sorted(root.rglob("*.py")):
@@ -46,4 +49,4 @@ def stdlib_sentences() -> list[str]:
             for paragraph in doc.split("\n\n"):
                 text = " ".join(paragraph.split())
                 sentences.update(s for s in _SENTENCE_END.split(text) if prose_sentence(s))
-    return sorted(sentences)
+    return tuple(sorted(sentences))
