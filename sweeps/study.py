@@ -1,5 +1,6 @@
 """The Optuna study behind a sweep: created or resumed, and the budget it has left."""
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,13 +28,32 @@ def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler
     return sampler
 
 
+def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """The storage at url, tolerating another process creating its tables at the same moment.
+
+    Optuna creates the schema on first open without a lock (optuna/optuna#4621), so a driver
+    starting while `slimsweep pareto` or a dashboard opens the same new file can lose a
+    'table already exists' race; the tables are there by the time it tries again.
+    """
+    import sqlalchemy.exc
+
+    for attempt in range(attempts - 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
+            if "already exists" not in str(error) and "alembic_version" not in str(error):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return optuna.storages.RDBStorage(url)
+
+
 def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
     """Create the sweep's study, or load it to resume; objectives must not change midway."""
     directions = [o.direction for o in settings.search.objectives]
     names = settings.metric_names()
     study = optuna.create_study(
         study_name=settings.sweep.name,
-        storage=settings.sweep.storage,
+        storage=open_storage(settings.sweep.storage),
         sampler=sampler,
         directions=directions,
         load_if_exists=True,
@@ -73,14 +93,15 @@ def finished_count(study: optuna.Study) -> int:
 def open_existing(storage: str, name: str | None) -> optuna.Study:
     """A study to read: the named one, or the one run most recently."""
     try:
-        names = optuna.get_all_study_names(storage)
+        rdb = open_storage(storage)
+        names = optuna.get_all_study_names(rdb)
     except Exception as error:
         raise SweepError(f"cannot read sweeps from {storage}: {error}") from None
     if not names:
         raise SweepError(f"no sweeps in {storage}; run `slimsweep run` first")
     if name is None:
-        studies = [optuna.load_study(study_name=n, storage=storage) for n in names]
+        studies = [optuna.load_study(study_name=n, storage=rdb) for n in names]
         return max(studies, key=lambda s: s.user_attrs.get(LAST_RUN_AT, ""))
     if name not in names:
         raise SweepError(f"unknown sweep {name!r}; known: {', '.join(sorted(names))}")
-    return optuna.load_study(study_name=name, storage=storage)
+    return optuna.load_study(study_name=name, storage=rdb)

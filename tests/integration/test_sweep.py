@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from slimsweep.sweeps.hardware import fingerprint
+from slimsweep.sweeps.study import open_storage
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,10 @@ def slimsweep(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def load(workdir: Path) -> optuna.Study:
-    return optuna.load_study(study_name=SWEEP, storage=f"sqlite:///{workdir}/optuna.db")
+    # the driver may be creating the tables right now: open as the CLI's readers do
+    return optuna.load_study(
+        study_name=SWEEP, storage=open_storage(f"sqlite:///{workdir}/optuna.db")
+    )
 
 
 def trial_runs(workdir: Path) -> dict[str, mlflow.entities.Run]:
@@ -259,27 +263,33 @@ def test_killed_driver_loses_no_completed_trial(
     tmp_path: Path, baseline_cache: Path, trained_digits
 ) -> None:
     args = sweep_args(tmp_path, baseline_cache, n_trials=6)
-    driver = subprocess.Popen(
-        command("run", *args),
-        cwd=HERE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "driver.log"
+    with open(log, "w") as stderr:
+        driver = subprocess.Popen(
+            command("run", *args),
+            cwd=HERE,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 300
+    states: list[TrialState] = []
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and driver.poll() is None:
             time.sleep(0.3)
             if not (tmp_path / "optuna.db").exists():
                 continue
             try:
                 states = [t.state for t in load(tmp_path).get_trials()]
-            except Exception:
+            except KeyError:  # the study is not created yet
                 continue
             if states.count(TrialState.COMPLETE) >= 2 and TrialState.RUNNING in states:
                 break
         else:
-            pytest.fail("the sweep never had two completed trials and one running")
+            pytest.fail(
+                f"the sweep never had two completed trials and one running (driver exit "
+                f"{driver.poll()}, states {states}):\n{log.read_text()[-3000:]}"
+            )
     finally:
         os.killpg(driver.pid, signal.SIGKILL)
         driver.wait()
