@@ -24,12 +24,13 @@ from slimsweep.sweeps.errors import require_choice, require_range
 class WeightShareConfig:
     bits: int = 4  # 2^bits shared values per layer
     iterations: int = 30  # k-means (Lloyd) iterations
-    embeddings: bool = True  # share embedding tables too (a transformer's largest tensor)
+    # which tensors: all | embeddings (a transformer's largest, and most forgiving) | layers
+    tensors: str = "all"
 
     def __post_init__(self) -> None:
         require_range("bits", self.bits, 1, 8)
         require_range("iterations", self.iterations, 1, 1000)
-        require_choice("embeddings", self.embeddings, (True, False))
+        require_choice("tensors", self.tensors, ("all", "embeddings", "layers"))
 
 
 def kmeans_1d(
@@ -72,9 +73,11 @@ def weight_share(
     model: CompressedModel, config: WeightShareConfig, ctx: StageContext
 ) -> CompressedModel:
     packed = huffman = 0
-    weights = prunable_weights(model.module)
-    if config.embeddings:
+    weights = prunable_weights(model.module) if config.tensors != "embeddings" else []
+    if config.tensors != "layers":
         weights += [m.weight for m in model.module.modules() if isinstance(m, torch.nn.Embedding)]
+    if not weights:
+        raise ValueError(f"weight_share found no tensors to share (tensors={config.tensors!r})")
     for weight in weights:
         indices = share(weight, config.bits, config.iterations)
         alphabet = int(indices.max()) + 1

@@ -79,7 +79,7 @@ class MiniLMTask:
     name: str = "minilm"
     seed: int = 0
     max_length: int = 128  # tokens per sentence at evaluation and latency (padded)
-    train_size: int = 1024  # unlabelled sentences for distillation
+    train_size: int = 4096  # unlabelled sentences for distillation
     calibration_size: int = 128
     eval_size: int = 512
     batch_size: int = 32

@@ -115,3 +115,17 @@ def test_distillation_raises_the_fidelity_of_a_three_layer_student(task, data, t
     STAGES.get("distill").run(student, params, context)
     after = evaluate(task, _torch_predict(student.module), data.eval)
     assert after > before + 0.01
+
+
+@pytest.mark.parametrize("stage", ["head_prune", "ffn_prune"])
+def test_ranking_by_calibration_activations_keeps_more_than_by_weight_norms(
+    task, data, teacher, stage
+) -> None:
+    context = StageContext(data, task=task, teacher=teacher)
+
+    def fidelity(importance: str) -> float:
+        params = {"ratio": 0.25, "importance": importance}
+        pruned = STAGES.get(stage).run(CompressedModel(copy.deepcopy(teacher)), params, context)
+        return evaluate(task, _torch_predict(pruned.module), data.eval)
+
+    assert fidelity("activation") > fidelity("weight") + 0.02
