@@ -97,6 +97,24 @@ def test_weight_sharing_leaves_at_most_2_to_the_b_values(trained_digits, digits_
     assert out.metrics["huffman_index_bytes"] <= out.metrics["packed_index_bytes"]
 
 
+@pytest.mark.parametrize(
+    ("tensors", "shared"), [("all", {"0", "1"}), ("embeddings", {"0"}), ("layers", {"1"})]
+)
+def test_weight_sharing_reaches_the_tensors_asked_for(tensors: str, shared: set[str]) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(300, 16), torch.nn.Linear(16, 16))
+    out = STAGES.get("weight_share").run(
+        CompressedModel(copy.deepcopy(model)), {"bits": 3, "tensors": tensors}, StageContext(None)
+    )
+    for name, module in out.module.named_children():
+        distinct = len(torch.unique(module.weight))
+        assert (distinct <= 8) == (name in shared), (name, distinct)
+    with pytest.raises(ValueError, match="no tensors to share"):
+        STAGES.get("weight_share").run(
+            CompressedModel(torch.nn.Linear(4, 4)), {"tensors": "embeddings"}, StageContext(None)
+        )
+
+
 def test_huffman_round_trips_and_never_beats_entropy() -> None:
     symbols = np.random.default_rng(0).choice(
         8, size=5000, p=[0.5, 0.2, 0.1, 0.1, 0.04, 0.03, 0.02, 0.01]
