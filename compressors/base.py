@@ -39,6 +39,7 @@ class QuantizationPlan:
     group_size: int = 128  # input channels sharing one scale (int4_weight)
     symmetric: bool = False  # zero point fixed at the middle of the range
     bits: int = 4  # weight bits on the int4_weight grid (3 uses the same 4-bit container)
+    embeddings: bool = False  # int4_weight: embedding tables (constant Gathers) on the grid too
     # Precomputed grids, keyed by `weight_key(weight)` of the float weight they replace.
     rounded: dict[str, GroupQuantized] = field(default_factory=dict, compare=False)
 

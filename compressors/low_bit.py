@@ -27,12 +27,14 @@ class LowBitConfig:
     bits: int = 4  # 3 rounds to 8 levels, stored in the same 4-bit container
     group_size: int = 128
     symmetric: bool = False
+    embeddings: bool = False  # embedding tables to the same grid too (rounded to nearest)
 
     def __post_init__(self) -> None:
         require_choice("precision", self.precision, ("int4_weight",))
         require_choice("bits", self.bits, WEIGHT_BITS)
         require_choice("group_size", self.group_size, GROUP_SIZES)
         require_choice("symmetric", self.symmetric, (True, False))
+        require_choice("embeddings", self.embeddings, (True, False))
 
     def plan(self, rounded: dict[str, GroupQuantized]) -> QuantizationPlan:
         return QuantizationPlan(
@@ -40,6 +42,7 @@ class LowBitConfig:
             group_size=self.group_size,
             symmetric=self.symmetric,
             bits=self.bits,
+            embeddings=self.embeddings,
             rounded=rounded,
         )
 

@@ -3,7 +3,8 @@
 fp32 keeps the model as it is; fp16 and bf16 store weights in half precision; int8_dynamic quantizes
 weights ahead of time and activations at run time; int8_static also fixes activation ranges
 from the task's calibration split with the chosen statistics; int4_weight packs the weights
-of matrix multiplications to 4 bits in groups of `group_size` input channels.
+of matrix multiplications to 4 bits in groups of `group_size` input channels (and, with
+`embeddings`, the embedding tables in groups of `group_size` features).
 """
 
 from dataclasses import dataclass, replace
@@ -28,14 +29,20 @@ class QuantizeConfig:
     calibration: str = "minmax"  # activation statistics (int8_static only)
     group_size: int = 128  # input channels per scale (int4_weight only)
     symmetric: bool = False  # zero points fixed mid-range (weights; int8_static activations too)
+    embeddings: bool = False  # embedding tables to 4 bits too (int4_weight only)
 
     def __post_init__(self) -> None:
         require_choice("precision", self.precision, PRECISIONS)
         require_choice("calibration", self.calibration, CALIBRATIONS)
         require_choice("group_size", self.group_size, GROUP_SIZES)
-        for key in ("per_channel", "symmetric"):
+        for key in ("per_channel", "symmetric", "embeddings"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be true or false")
+        if self.embeddings and self.precision != "int4_weight":
+            raise ConfigError(
+                f"embeddings=true quantizes embedding tables to 4 bits: precision must be "
+                f"int4_weight, not {self.precision!r}"
+            )
 
 
 @register_stage("quantize", QuantizeConfig, quantizes=True)
@@ -50,5 +57,6 @@ def quantize(model: CompressedModel, config: QuantizeConfig, ctx: StageContext) 
         config.calibration,
         config.group_size,
         config.symmetric,
+        embeddings=config.embeddings,
     )
     return replace(model, quantization=plan)
