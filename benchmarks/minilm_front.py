@@ -4,12 +4,12 @@ Today's recipe is what sentence-transformers recommends for CPU: ONNX export of 
 encoder, then `onnxruntime.quantization.quantize_dynamic` with its defaults (INT8, whole
 model). It is built here, outside slimsweep's stages, and scored by the same task, twice:
 exported by torch 2.13's default (dynamo) exporter, and by the TorchScript exporter that
-optimum and older torch use (its graph runs about 9 % faster in ORT). Speed-ups and goals
-are against the faster of the two. Every
-front artifact (sha256-checked from MLflow), the fp32 baseline and today's recipe are then
-re-measured together, interleaved, on ort_cpu with 2 threads at batch 1 x 128 tokens, so
-all speed-ups compare numbers taken the same way at the same time; then once more, fewer
-rounds, at batch 32 x 128. Trials the space enqueued (seeds) are marked; the rest TPE drew.
+optimum and older torch use (its graph ran 7 % faster in ORT). Speed-ups and goals are
+against the faster of the two. Every front artifact (sha256-checked from MLflow), the fp32
+baseline and today's recipe are then re-measured together, interleaved, on ort_cpu with 2
+threads at batch 1 x 128 tokens, so all speed-ups compare numbers taken the same way at the
+same time; then once more, fewer rounds, at batch 32 x 128. Trials the space enqueued
+(seeds) are marked; the rest TPE drew.
 
 Usage (after `slimsweep run task=minilm space=minilm sweep.dir=DIR ...`):
   .venv/bin/python benchmarks/minilm_front.py DIR > benchmarks/minilm_front.md
@@ -29,7 +29,7 @@ from slimsweep.sweeps.config import compose
 from slimsweep.sweeps.hardware import fingerprint
 from slimsweep.sweeps.pareto import front
 from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
-from slimsweep.sweeps.runtimes.onnx_export import export_onnx
+from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.study import open_existing
@@ -53,14 +53,14 @@ def torchscript_export(model, example: dict, path: Path) -> None:
     """The exporter optimum used (and torch did before 2.9 made dynamo the default)."""
     import torch
 
-    dynamic = {name: {0: "batch"} for name in [*example, "output"]}
+    dynamic = {name: {0: "batch"} for name in [*example, OUTPUT_NAME]}
     torch.onnx.export(
         model.eval(),
         tuple(example.values()),
         str(path),
         dynamo=False,
         input_names=list(example),
-        output_names=["output"],
+        output_names=[OUTPUT_NAME],
         dynamic_axes=dynamic,
     )
 
