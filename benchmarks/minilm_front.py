@@ -26,6 +26,7 @@ from pathlib import Path
 import optuna
 
 from slimsweep.sweeps.config import compose
+from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.hardware import fingerprint
 from slimsweep.sweeps.pareto import front
 from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
@@ -87,7 +88,10 @@ def main() -> None:
     args = parser.parse_args()
     config = compose(["task=minilm", "space=minilm", f"sweep.dir={args.sweep_dir}"])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_existing(config["sweep"]["storage"], args.sweep)
+    try:
+        study = open_existing(config["sweep"]["storage"], args.sweep)
+    except SweepError as error:
+        parser.error(str(error))
     store = TrackingStore(config["tracking"]["uri"])
     task = build_task(config["task"])
     data = task.load_data()
