@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from slimsweep.compressors import CompressedModel, QuantizationPlan
+from slimsweep.compressors import CompressedModel, Int8Plan, WeightOnlyPlan
 from slimsweep.sweeps.bench import measure_latency
 from slimsweep.sweeps.hardware import fingerprint
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
@@ -47,10 +47,10 @@ class EncoderBlock(nn.Module):
 
 PLANS = {
     "fp32": None,
-    "int8_dynamic": QuantizationPlan("int8_dynamic"),
-    "int8_static": QuantizationPlan("int8_static"),
-    "int4_weight g32": QuantizationPlan("int4_weight", group_size=32),
-    "int4_weight g128": QuantizationPlan("int4_weight", group_size=128),
+    "int8_dynamic": Int8Plan(calibration=None),
+    "int8_static": Int8Plan(),
+    "int4_weight g32": WeightOnlyPlan(group_size=32),
+    "int4_weight g128": WeightOnlyPlan(group_size=128),
 }
 
 

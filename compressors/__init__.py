@@ -6,21 +6,24 @@ import pkgutil
 from slimsweep.compressors.base import (
     STAGES,
     CompressedModel,
-    QuantizationPlan,
     Stage,
     StageContext,
     register_stage,
 )
+from slimsweep.compressors.plans import HalfPlan, Int8Plan, QuantizationPlan, WeightOnlyPlan
 
 __all__ = [
     "STAGES",
     "CompressedModel",
+    "HalfPlan",
+    "Int8Plan",
     "QuantizationPlan",
     "Stage",
     "StageContext",
+    "WeightOnlyPlan",
     "register_stage",
 ]
 
 for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
+    if _module.name not in ("base", "plans"):
         importlib.import_module(f"{__name__}.{_module.name}")

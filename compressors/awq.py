@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageContext, register_stage
+from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
 from slimsweep.compressors.grouped import round_to_nearest
 from slimsweep.compressors.layers import layer_inputs, replace_child
 from slimsweep.compressors.low_bit import LowBitConfig, round_linears
+from slimsweep.compressors.plans import GroupQuantized
 from slimsweep.sweeps.errors import require_range
 
 
@@ -60,7 +61,7 @@ def awq_scale(
     return best
 
 
-@register_stage("awq", AwqConfig, quantizes=True)
+@register_stage("awq", AwqConfig)
 def awq(model: CompressedModel, config: AwqConfig, ctx: StageContext) -> CompressedModel:
     def round_layer(name: str, linear: torch.nn.Linear) -> GroupQuantized:
         inputs = layer_inputs(model.module, linear, ctx.data.calibration)

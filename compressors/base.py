@@ -1,53 +1,16 @@
 """The stage contract: a typed config plus a function from model to model."""
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import torch
 
+from slimsweep.compressors.plans import QuantizationPlan
 from slimsweep.sweeps.registry import Registry
 from slimsweep.sweeps.task import TaskData
 
 Config = TypeVar("Config")
-
-
-@dataclass(frozen=True)
-class GroupQuantized:
-    """A linear weight a stage already rounded to a grid (GPTQ, AWQ, QAT), so the runtime
-    packs these exact codes instead of rounding the float weight again."""
-
-    codes: torch.Tensor  # uint8 [out, in padded to whole groups], each < 2**bits
-    scales: torch.Tensor  # float32 [out, groups]
-    zeros: torch.Tensor  # uint8 [out, groups]: the code that stands for 0.0
-    group_size: int
-
-    def dequantize(self, in_features: int) -> torch.Tensor:
-        scales = self.scales.repeat_interleave(self.group_size, dim=1)
-        zeros = self.zeros.repeat_interleave(self.group_size, dim=1).float()
-        return ((self.codes.float() - zeros) * scales)[:, :in_features]
-
-
-@dataclass(frozen=True)
-class QuantizationPlan:
-    """What to quantize and how; each runtime realises it with its own integer kernels."""
-
-    precision: str  # fp16 | bf16 | int8_dynamic | int8_static | int4_weight
-    per_channel: bool = True
-    calibration: str = "minmax"  # static activation ranges: minmax | percentile | entropy
-    group_size: int = 128  # input channels sharing one scale (int4_weight)
-    symmetric: bool = False  # zero point fixed at the middle of the range
-    bits: int = 4  # weight bits on the int4_weight grid (3 uses the same 4-bit container)
-    embeddings: bool = False  # int4_weight: embedding tables (constant Gathers) on the grid too
-    # Precomputed grids, keyed by `weight_key(weight)` of the float weight they replace.
-    rounded: dict[str, GroupQuantized] = field(default_factory=dict, compare=False)
-
-
-def weight_key(weight: torch.Tensor) -> str:
-    """Identifies a float weight [out, in] by content, so it is found again after export."""
-    data = weight.detach().float().contiguous().numpy().tobytes()
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -75,7 +38,16 @@ class Stage(Generic[Config]):
     name: str
     config_type: type[Config]
     apply: Callable[[CompressedModel, Config, StageContext], CompressedModel]
-    quantizes: bool = False  # fixes a quantization plan: no stage may follow it
+
+    @property
+    def quantizes(self) -> bool:
+        """A stage quantizes when its config declares the plan it fixes (`plan()`); no stage
+        may follow it, since later weight changes would void that plan."""
+        return callable(getattr(self.config_type, "plan", None))
+
+    def plan(self, params: dict[str, Any]) -> QuantizationPlan | None:
+        """The plan these params fix, known before the stage runs (codes are chosen then)."""
+        return self.config_type(**params).plan() if self.quantizes else None  # type: ignore[attr-defined]
 
     def run(
         self, model: CompressedModel, params: dict[str, Any], ctx: StageContext
@@ -87,13 +59,13 @@ STAGES: Registry[Stage[Any]] = Registry("compressor stage")
 
 
 def register_stage(
-    name: str, config_type: type[Config], quantizes: bool = False
+    name: str, config_type: type[Config]
 ) -> Callable[[Callable[[CompressedModel, Config, StageContext], CompressedModel]], Any]:
     """Register `fn(model, config, ctx) -> model` as stage `name`, configured by `config_type`.
-    A stage that `quantizes` must end its recipe: later weight changes would void its plan."""
+    A config with a `plan()` method makes a quantizing stage, which must end its recipe."""
 
     def decorate(fn: Callable[[CompressedModel, Config, StageContext], CompressedModel]) -> Any:
-        STAGES.add(name, Stage(name, config_type, fn, quantizes))
+        STAGES.add(name, Stage(name, config_type, fn))
         return fn
 
     return decorate

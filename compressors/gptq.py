@@ -10,10 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
-from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageContext, register_stage
+from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
 from slimsweep.compressors.grouped import from_codes, group_grid, pad_to_groups, to_codes
 from slimsweep.compressors.layers import layer_inputs
 from slimsweep.compressors.low_bit import LowBitConfig, round_linears
+from slimsweep.compressors.plans import GroupQuantized
 from slimsweep.sweeps.errors import require_range
 
 
@@ -67,7 +68,7 @@ def gptq_round(
     )
 
 
-@register_stage("gptq", GptqConfig, quantizes=True)
+@register_stage("gptq", GptqConfig)
 def gptq(model: CompressedModel, config: GptqConfig, ctx: StageContext) -> CompressedModel:
     def round_layer(_: str, linear: torch.nn.Linear) -> GroupQuantized:
         inputs = layer_inputs(model.module, linear, ctx.data.calibration)

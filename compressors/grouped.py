@@ -6,7 +6,7 @@ whatever rounds a weight here (plain rounding, GPTQ, AWQ, QAT) is exactly what r
 
 import torch
 
-from slimsweep.compressors.base import GroupQuantized
+from slimsweep.compressors.plans import GroupQuantized
 
 
 def group_grid(

@@ -6,45 +6,36 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from slimsweep.compressors.base import (
-    CompressedModel,
+from slimsweep.compressors.base import CompressedModel
+from slimsweep.compressors.layers import named_linears
+from slimsweep.compressors.plans import (
+    GROUP_SIZES,
+    WEIGHT_BITS,
     GroupQuantized,
-    QuantizationPlan,
+    WeightOnlyPlan,
     weight_key,
 )
-from slimsweep.compressors.layers import named_linears
-from slimsweep.compressors.quantize import GROUP_SIZES
 from slimsweep.sweeps.errors import require_choice
-
-WEIGHT_BITS = (3, 4)
 
 
 @dataclass(frozen=True)
 class LowBitConfig:
     """Shared by the low-bit weight stages: the grid their codes are packed on."""
 
-    precision: str = "int4_weight"  # what the runtime runs: grouped low-bit matmuls
     bits: int = 4  # 3 rounds to 8 levels, stored in the same 4-bit container
     group_size: int = 128
     symmetric: bool = False
     embeddings: bool = False  # embedding tables to the same grid too (rounded to nearest)
 
     def __post_init__(self) -> None:
-        require_choice("precision", self.precision, ("int4_weight",))
         require_choice("bits", self.bits, WEIGHT_BITS)
         require_choice("group_size", self.group_size, GROUP_SIZES)
         require_choice("symmetric", self.symmetric, (True, False))
         require_choice("embeddings", self.embeddings, (True, False))
 
-    def plan(self, rounded: dict[str, GroupQuantized]) -> QuantizationPlan:
-        return QuantizationPlan(
-            self.precision,
-            group_size=self.group_size,
-            symmetric=self.symmetric,
-            bits=self.bits,
-            embeddings=self.embeddings,
-            rounded=rounded,
-        )
+    def plan(self, codes: dict[str, GroupQuantized] | None = None) -> WeightOnlyPlan:
+        """Grouped low-bit matmuls; the stage hands over the codes it chose once it ran."""
+        return WeightOnlyPlan(self.bits, self.group_size, self.symmetric, self.embeddings, codes)
 
 
 def set_rounded(linear: torch.nn.Linear, rounded: GroupQuantized) -> str:
@@ -74,4 +65,4 @@ def round_linears(
         rounded[set_rounded(linear, codes)] = codes
     if not rounded:
         raise ValueError(f"{stage} found no nn.Linear layers to quantize")
-    return replace(model, quantization=config.plan(rounded))
+    return replace(model, quantization=config.plan(codes=rounded))

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import parametrize
 
-from slimsweep.compressors.base import CompressedModel, GroupQuantized, StageContext, register_stage
+from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
 from slimsweep.compressors.finetune import TrainConfig, finetune
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
 from slimsweep.compressors.layers import named_linears
 from slimsweep.compressors.low_bit import LowBitConfig, require_unquantized, round_linears
+from slimsweep.compressors.plans import GroupQuantized
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class StraightThrough(torch.nn.Module):
         return weight + (fake_quantize(weight, c.bits, c.group_size, c.symmetric) - weight).detach()
 
 
-@register_stage("qat", QatConfig, quantizes=True)
+@register_stage("qat", QatConfig)
 def qat(model: CompressedModel, config: QatConfig, ctx: StageContext) -> CompressedModel:
     require_unquantized(model, "qat")  # before spending the fine-tuning budget
     linears = [linear for _, linear in named_linears(model.module)]

@@ -1,25 +1,24 @@
-"""Post-training quantization: decides precision and statistics; the runtime realises them.
+"""Post-training quantization: decides the plan; the runtime realises it with its kernels.
 
-fp32 keeps the model as it is; fp16 and bf16 store weights in half precision; int8_dynamic quantizes
-weights ahead of time and activations at run time; int8_static also fixes activation ranges
-from the task's calibration split with the chosen statistics; int4_weight packs the weights
-of matrix multiplications to 4 bits in groups of `group_size` input channels (and, with
-`embeddings`, the embedding tables in groups of `group_size` features).
+fp32 keeps the model as it is; fp16 and bf16 store weights in half precision; int8_dynamic
+quantizes weights ahead of time and activations at run time; int8_static also fixes
+activation ranges from the task's calibration split with the chosen statistics;
+int4_weight packs the weights of matrix multiplications to 4 bits in groups of `group_size`
+input channels (and, with `embeddings`, the embedding tables in groups of `group_size`
+features). Each name makes one typed plan (`compressors/plans.py`).
 """
 
 from dataclasses import dataclass, replace
 
-from slimsweep.compressors.base import (
-    CompressedModel,
+from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
+from slimsweep.compressors.plans import (
+    CALIBRATIONS,
+    GROUP_SIZES,
+    PRECISIONS,
     QuantizationPlan,
-    StageContext,
-    register_stage,
+    WeightOnlyPlan,
 )
 from slimsweep.sweeps.errors import ConfigError, require_choice
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8_dynamic", "int8_static", "int4_weight")
-CALIBRATIONS = ("minmax", "percentile", "entropy")
-GROUP_SIZES = (16, 32, 64, 128, 256)
 
 
 @dataclass(frozen=True)
@@ -32,31 +31,24 @@ class QuantizeConfig:
     embeddings: bool = False  # embedding tables to 4 bits too (int4_weight only)
 
     def __post_init__(self) -> None:
-        require_choice("precision", self.precision, PRECISIONS)
+        require_choice("precision", self.precision, tuple(PRECISIONS))
         require_choice("calibration", self.calibration, CALIBRATIONS)
         require_choice("group_size", self.group_size, GROUP_SIZES)
         for key in ("per_channel", "symmetric", "embeddings"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}={getattr(self, key)!r} must be true or false")
-        if self.embeddings and self.precision != "int4_weight":
+        if self.embeddings and not isinstance(self.plan(), WeightOnlyPlan):
             raise ConfigError(
                 f"embeddings=true quantizes embedding tables to 4 bits: precision must be "
                 f"int4_weight, not {self.precision!r}"
             )
 
+    def plan(self) -> QuantizationPlan | None:
+        return PRECISIONS[self.precision](self)
 
-@register_stage("quantize", QuantizeConfig, quantizes=True)
+
+@register_stage("quantize", QuantizeConfig)
 def quantize(model: CompressedModel, config: QuantizeConfig, ctx: StageContext) -> CompressedModel:
     if model.quantization is not None:
         raise ValueError("quantize runs once per recipe; this model is already quantized")
-    if config.precision == "fp32":
-        return model
-    plan = QuantizationPlan(
-        config.precision,
-        config.per_channel,
-        config.calibration,
-        config.group_size,
-        config.symmetric,
-        embeddings=config.embeddings,
-    )
-    return replace(model, quantization=plan)
+    return replace(model, quantization=config.plan())

@@ -2,7 +2,7 @@
 
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,27 +104,41 @@ def load_settings(overrides: list[str]) -> Settings:
 
 
 def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:
-    """A recipe the runtime cannot export is refused now, with the runtime's reason.
-    Defaults count too: a stage whose default precision the runtime lacks is refused."""
+    """Every quantization plan the space can produce must have a handler in the runtime.
+    Defaults count too: a stage whose default plan the runtime lacks is refused. The
+    refusal names the key whose value the runtime cannot run, when changing it would do."""
     from slimsweep.compressors import STAGES
     from slimsweep.sweeps.runtimes import RUNTIMES
 
-    runtime_type = RUNTIMES.get(runtime.name)
-    values = space.stage_values()
+    handlers = RUNTIMES.get(runtime.name).handlers
     for slot in space.slots:
-        given = {param.key for param in slot.params}
-        for stage in slot.stage.candidates():
-            if stage == NO_STAGE:
+        for name in slot.stage.candidates():
+            if name == NO_STAGE or not STAGES.get(name).quantizes:
                 continue
-            defaults = asdict(STAGES.get(stage).config_type())
-            values += [(slot.name, stage, k, v) for k, v in defaults.items() if k not in given]
-    for slot, stage, key, value in values:
-        reason = runtime_type.refusal(stage, key, value)
-        if reason:
-            raise ConfigError(
-                f"space.recipe.{slot}.{key}: runtime {runtime.name} cannot run "
-                f"{stage}({key}={value}): {reason}"
-            )
+            stage = STAGES.get(name)
+
+            def refusal(params: dict[str, Any], stage: Any = stage) -> str | None:
+                try:
+                    plan = stage.plan(params)
+                except (ConfigError, TypeError, ValueError):
+                    return None  # not a config the stage takes: its own check says so
+                return handlers.refusal(plan)
+
+            for params in slot.configurations(name):
+                reason = refusal(params)
+                if reason is None:
+                    continue
+                where = f"space.recipe.{slot.name}"
+                options = {p.key: p.candidates() for p in slot.params}
+                for key, value in params.items():
+                    if any(refusal({**params, key: o}) is None for o in options[key]):
+                        raise ConfigError(
+                            f"{where}.{key}: runtime {runtime.name} cannot run "
+                            f"{name}({key}={value}): {reason}"
+                        )
+                raise ConfigError(
+                    f"{where}.stage: runtime {runtime.name} cannot run {name}: {reason}"
+                )
 
 
 def _check_stage_order(space: Space) -> None:

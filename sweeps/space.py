@@ -95,6 +95,38 @@ class Slot:
     stage: Param
     params: tuple[Param, ...]
 
+    def configurations(self, stage: str) -> list[dict[str, Any]]:
+        """Every set of params this slot can hand `stage` (a range by its two ends), for
+        checks that need whole configs. A condition on another slot may hold or not."""
+        combos: list[dict[str, Any]] = [{}]
+        for param in self.params:
+            if stage not in _stages_param_applies_to(self.stage, param):
+                continue
+            grown = []
+            for chosen in combos:
+                holds = self._condition_holds(param, stage, chosen)
+                if holds is not False:
+                    grown += [{**chosen, param.key: value} for value in param.candidates()]
+                if holds is not True:
+                    grown.append(chosen)
+            combos = list({repr(sorted(c.items())): c for c in grown}.values())
+        return combos
+
+    def _condition_holds(self, param: Param, stage: str, chosen: dict[str, Any]) -> bool | None:
+        """Whether `param` exists under `chosen`; None when that depends on another slot."""
+        holds: bool | None = True
+        for ref, values in param.when:
+            if ref == self.stage.name:
+                value: Any = stage
+            elif ref.startswith(f"{self.name}."):
+                value = chosen.get(ref.removeprefix(f"{self.name}."), _ABSENT)
+            else:
+                holds = None
+                continue
+            if value not in values:
+                return False
+        return holds
+
 
 @dataclass(frozen=True)
 class Space:

@@ -1,30 +1,64 @@
 """The runtime contract: export an artifact, and load it back as a prediction function."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from slimsweep.compressors.base import CompressedModel
+from slimsweep.compressors.plans import QuantizationPlan
 from slimsweep.sweeps.registry import Registry
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 from slimsweep.sweeps.typed import typed
 
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class PlanHandlers(Generic[Handler]):
+    """A runtime's realisers, one per plan type: a runtime supports a plan when it holds a
+    handler for the plan's type. A float model (no plan) needs none."""
+
+    def __init__(self, runtime: str, without: str = "") -> None:
+        self.runtime = runtime
+        self.without = without  # why plan types without a handler cannot run here
+        self._handlers: dict[type, Handler] = {}
+
+    def register(self, plan_type: type) -> Callable[[Handler], Handler]:
+        def decorate(handler: Handler) -> Handler:
+            if plan_type in self._handlers:
+                raise ValueError(f"{self.runtime} has two handlers for {plan_type.__name__}")
+            self._handlers[plan_type] = handler
+            return handler
+
+        return decorate
+
+    def refusal(self, plan: QuantizationPlan | None) -> str | None:
+        """Why this runtime cannot realise `plan`, or None if it can."""
+        if plan is None or type(plan) in self._handlers:
+            return None
+        handled = ", ".join(t.__name__ for t in self._handlers)
+        realised = f"it has handlers for {handled} only" if handled else "it runs float models only"
+        because = f"; {self.without}" if self.without else ""
+        return f"no handler for {plan}: {realised}{because}"
+
+    def get(self, plan: QuantizationPlan) -> Handler:
+        reason = self.refusal(plan)
+        if reason:
+            raise ValueError(f"{self.runtime}: {reason}")
+        return self._handlers[type(plan)]
+
 
 class Runtime(Protocol):
     config_type: ClassVar[type[RuntimeConfig]]
     artifact_name: ClassVar[str]
+    # Asked about every plan a search space can produce, before any trial launches.
+    handlers: ClassVar[PlanHandlers[Any]]
 
     def __init__(self, config: RuntimeConfig) -> None: ...
 
     @staticmethod
     def unavailable() -> str | None:
         """Why this runtime cannot run on this machine (no GPU, no provider), or None."""
-
-    @staticmethod
-    def refusal(stage: str, key: str, value: object) -> str | None:
-        """Why this runtime cannot realise `stage` with `key=value`, or None if it can.
-        Asked for every value a search space can produce, before any trial launches."""
 
     def export(
         self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path

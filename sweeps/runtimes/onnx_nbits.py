@@ -13,8 +13,8 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from slimsweep.compressors.base import GroupQuantized, QuantizationPlan, weight_key
 from slimsweep.compressors.grouped import round_to_nearest
+from slimsweep.compressors.plans import GroupQuantized, WeightOnlyPlan, weight_key
 from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul, replace_nodes
 
 CONTAINER_BITS = 4  # MatMulNBits' CPU kernel; a 3-bit grid is stored in 4-bit codes
@@ -36,13 +36,10 @@ def unpack_nibbles(packed: np.ndarray, count: int) -> np.ndarray:
     return both[:, :count]
 
 
-def matmul_nbits(plan: QuantizationPlan, node: onnx.NodeProto, weight: np.ndarray) -> tuple:
+def matmul_nbits(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: np.ndarray) -> tuple:
     """The MatMulNBits node and its initializers replacing MatMul(A, weight [K, N])."""
     k, n = weight.shape
-    out_in = torch.from_numpy(np.ascontiguousarray(weight.T))
-    rounded: GroupQuantized = plan.rounded.get(weight_key(out_in)) or round_to_nearest(
-        out_in, plan.bits, plan.group_size, plan.symmetric
-    )
+    rounded = _codes_for(plan, node, torch.from_numpy(np.ascontiguousarray(weight.T)))
     groups = rounded.scales.shape[1]
     name = node.input[1]
     codes = rounded.codes.numpy().reshape(n, groups, plan.group_size)
@@ -69,9 +66,22 @@ def matmul_nbits(plan: QuantizationPlan, node: onnx.NodeProto, weight: np.ndarra
     return matmul, initializers
 
 
-def gather_block_quantized(
-    plan: QuantizationPlan, node: onnx.NodeProto, table: np.ndarray
-) -> tuple:
+def _codes_for(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: torch.Tensor) -> GroupQuantized:
+    """The codes a stage chose for this weight [out, in], or the weight rounded to nearest
+    when the plan carries none. A chosen code never silently falls back to rounding."""
+    if plan.codes is None:
+        return round_to_nearest(weight, plan.bits, plan.group_size, plan.symmetric)
+    found = plan.codes.get(weight_key(weight))
+    if found is None:
+        raise ValueError(
+            f"the plan carries the codes a stage chose for {len(plan.codes)} weights, but none "
+            f"for the {list(weight.shape)} weight of {node.op_type} {node.name!r}: it may have "
+            "been changed after the stage ran; refusing to round it again"
+        )
+    return found
+
+
+def gather_block_quantized(plan: WeightOnlyPlan, node: onnx.NodeProto, table: np.ndarray) -> tuple:
     """The GatherBlockQuantized node and its initializers replacing Gather(table [rows, d])."""
     weights = torch.from_numpy(table.copy())
     rounded = round_to_nearest(weights, plan.bits, plan.group_size, plan.symmetric)
@@ -95,7 +105,7 @@ def gather_block_quantized(
     return gather, initializers
 
 
-def _embedding_table(node: onnx.NodeProto, constants: dict, plan: QuantizationPlan) -> bool:
+def _embedding_table(node: onnx.NodeProto, constants: dict, plan: WeightOnlyPlan) -> bool:
     """A Gather of rows from a constant float table whose width fills whole groups."""
     if not plan.embeddings or node.op_type != "Gather" or node.input[0] not in constants:
         return False
@@ -109,7 +119,7 @@ def _embedding_table(node: onnx.NodeProto, constants: dict, plan: QuantizationPl
     )
 
 
-def quantize_matmuls(model: onnx.ModelProto, plan: QuantizationPlan) -> int:
+def quantize_matmuls(model: onnx.ModelProto, plan: WeightOnlyPlan) -> int:
     """Rewrite every MatMul with a constant 2-D weight in place (and every embedding Gather,
     if the plan says so); returns how many nodes."""
     gemm_to_matmul(model)

@@ -20,16 +20,16 @@ from slimsweep.sweeps.runtimes.onnx_bitpack import (
 _INDEX_TYPES = (np.int8, np.int16, np.int32, np.int64)
 
 
-def store_weights_half(model: onnx.ModelProto, precision: str) -> None:
+def store_weights_half(model: onnx.ModelProto, dtype: str) -> None:
     """Replace each float initializer by a fp16 or bf16 one followed by a Cast to float."""
     graph = model.graph
     casts = []
     for init in graph.initializer:
         if init.data_type != onnx.TensorProto.FLOAT:
             continue
-        half_name = f"{init.name}__{precision}"
+        half_name = f"{init.name}__{dtype}"
         values = numpy_helper.to_array(init)
-        if precision == "bf16":
+        if dtype == "bf16":
             half = helper.make_tensor(
                 half_name, onnx.TensorProto.BFLOAT16, values.shape, _bf16_bits(values), raw=True
             )

@@ -1,4 +1,4 @@
-"""How ONNX Runtime realises a QuantizationPlan: one realiser per precision, registered."""
+"""How ONNX Runtime realises each plan type: one handler per type, registered."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -6,32 +6,30 @@ from pathlib import Path
 import onnx
 import torch
 
-from slimsweep.compressors.base import QuantizationPlan
-from slimsweep.sweeps.registry import Registry
+from slimsweep.compressors.plans import HalfPlan, Int8Plan, QuantizationPlan, WeightOnlyPlan
+from slimsweep.sweeps.runtimes.base import PlanHandlers
 from slimsweep.sweeps.runtimes.onnx_nbits import quantize_matmuls
 from slimsweep.sweeps.runtimes.onnx_storage import store_weights_half
 from slimsweep.sweeps.task import Inputs
 
-Realiser = Callable[[Path, Path, QuantizationPlan, list[Inputs]], None]
-ORT_REALISERS: Registry[Realiser] = Registry("ort_cpu precision")
+# (float model file, target file, plan, calibration batches)
+OrtHandler = Callable[[Path, Path, QuantizationPlan, list[Inputs]], None]
+ORT_HANDLERS: PlanHandlers[OrtHandler] = PlanHandlers("ort runtimes")
 
 
-@ORT_REALISERS.register("fp16")
-@ORT_REALISERS.register("bf16")
-def _half_weights(
-    source: Path, target: Path, plan: QuantizationPlan, calibration: list[Inputs]
-) -> None:
+@ORT_HANDLERS.register(HalfPlan)
+def _half_weights(source: Path, target: Path, plan: HalfPlan, calibration: list[Inputs]) -> None:
     # The CPU execution provider has no fp16/bf16 kernels on x86: weights ship in half
     # precision (half the bytes) and are cast to fp32 at load, so compute and latency stay
     # those of fp32.
     model = onnx.load(source)
-    store_weights_half(model, plan.precision)
+    store_weights_half(model, plan.dtype)
     onnx.save(model, target)
 
 
-@ORT_REALISERS.register("int4_weight")
-def _int4_weights(
-    source: Path, target: Path, plan: QuantizationPlan, calibration: list[Inputs]
+@ORT_HANDLERS.register(WeightOnlyPlan)
+def _low_bit_weights(
+    source: Path, target: Path, plan: WeightOnlyPlan, calibration: list[Inputs]
 ) -> None:
     # MatMulNBits on every constant matmul; convolutions stay fp32: ORT has no 4-bit
     # convolution.
@@ -40,25 +38,23 @@ def _int4_weights(
     onnx.save(model, target)
 
 
-@ORT_REALISERS.register("int8_dynamic")
-def _int8_dynamic(
-    source: Path, target: Path, plan: QuantizationPlan, calibration: list[Inputs]
-) -> None:
+@ORT_HANDLERS.register(Int8Plan)
+def _int8(source: Path, target: Path, plan: Int8Plan, calibration: list[Inputs]) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        source,
-        target,
-        per_channel=plan.per_channel,
-        weight_type=QuantType.QInt8,
-        extra_options={"WeightSymmetric": plan.symmetric},
-    )
+    if plan.dynamic:
+        quantize_dynamic(
+            source,
+            target,
+            per_channel=plan.per_channel,
+            weight_type=QuantType.QInt8,
+            extra_options={"WeightSymmetric": plan.symmetric},
+        )
+    else:
+        _int8_static(source, target, plan, calibration)
 
 
-@ORT_REALISERS.register("int8_static")
-def _int8_static(
-    source: Path, target: Path, plan: QuantizationPlan, calibration: list[Inputs]
-) -> None:
+def _int8_static(source: Path, target: Path, plan: Int8Plan, calibration: list[Inputs]) -> None:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -85,7 +81,7 @@ def _int8_static(
 
     if not calibration:
         raise ValueError(
-            "int8_static needs calibration data; the task's calibration split is empty"
+            "static INT8 needs calibration data; the task's calibration split is empty"
         )
     quantize_static(
         source,

@@ -12,7 +12,7 @@ from slimsweep.compressors.base import CompressedModel
 from slimsweep.sweeps.runtimes.base import RUNTIMES
 from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
 from slimsweep.sweeps.runtimes.onnx_storage import store_compact
-from slimsweep.sweeps.runtimes.ort_quantize import ORT_REALISERS
+from slimsweep.sweeps.runtimes.ort_quantize import ORT_HANDLERS
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 
@@ -27,16 +27,10 @@ class OrtCpuRuntime:
     config_type = OrtCpuConfig
     artifact_name = "model.onnx"
     provider = "CPUExecutionProvider"
+    handlers = ORT_HANDLERS
 
     def __init__(self, config: OrtCpuConfig) -> None:
         self.config = config
-
-    @staticmethod
-    def refusal(stage: str, key: str, value: object) -> str | None:
-        realised = value == "fp32" or value in ORT_REALISERS
-        if key == "precision" and not realised:
-            return f"ONNX Runtime realises fp32, {', '.join(ORT_REALISERS.names())} only"
-        return None
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -59,7 +53,7 @@ class OrtCpuRuntime:
             if model.quantization is None:
                 shutil.copyfile(float_path, path)
             else:
-                realise = ORT_REALISERS.get(model.quantization.precision)
+                realise = self.handlers.get(model.quantization)
                 realise(float_path, path, model.quantization, calibration)
         if self.config.compact_weights:
             proto = onnx.load(path)

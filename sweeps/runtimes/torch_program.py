@@ -2,6 +2,7 @@
 program (.pt2), exported once on the CPU and loaded onto the runtime's device."""
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,12 +10,28 @@ import numpy as np
 import torch
 
 from slimsweep.compressors.base import CompressedModel
+from slimsweep.compressors.plans import HalfPlan, QuantizationPlan
 from slimsweep.sweeps.errors import ConfigError
-from slimsweep.sweeps.runtimes.base import RUNTIMES
+from slimsweep.sweeps.runtimes.base import RUNTIMES, PlanHandlers
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 
-REALISED_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# (float module, example inputs, plan) → the module and inputs to export
+TorchHandler = Callable[[torch.nn.Module, Inputs, QuantizationPlan], tuple[torch.nn.Module, Inputs]]
+TORCH_HANDLERS: PlanHandlers[TorchHandler] = PlanHandlers(
+    "torch runtimes",
+    without="PyTorch has no exportable integer kernels here; use runtime=ort_cpu or ort_cuda",
+)
+
+
+@TORCH_HANDLERS.register(HalfPlan)
+def _half_program(
+    module: torch.nn.Module, example: Inputs, plan: HalfPlan
+) -> tuple[torch.nn.Module, Inputs]:
+    """A half-precision program: weights, compute, inputs and outputs."""
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[plan.dtype]
+    module = copy.deepcopy(module).to(dtype)  # exporting must not change the model
+    return module, {k: v.to(dtype) if v.is_floating_point() else v for k, v in example.items()}
 
 
 @dataclass
@@ -32,31 +49,18 @@ class TorchCpuRuntime:
     config_type = TorchCpuConfig
     artifact_name = "model.pt2"
     device = "cpu"
+    handlers = TORCH_HANDLERS
 
     def __init__(self, config: TorchCpuConfig) -> None:
         self.config = config
-
-    @staticmethod
-    def refusal(stage: str, key: str, value: object) -> str | None:
-        if key == "precision" and value not in REALISED_PRECISIONS:
-            return (
-                f"torch runtimes run {', '.join(REALISED_PRECISIONS)} only: PyTorch has no "
-                f"exportable integer kernels for {value}; use runtime=ort_cpu or ort_cuda"
-            )
-        return None
 
     def export(
         self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
     ) -> None:
         module = model.module.eval()
         if model.quantization is not None:
-            reason = self.refusal("quantize", "precision", model.quantization.precision)
-            if reason:
-                raise ValueError(reason)
-            # A half-precision program: weights, compute, inputs and outputs.
-            dtype = REALISED_PRECISIONS[model.quantization.precision]
-            module = copy.deepcopy(module).to(dtype)  # exporting must not change the model
-            example = {k: v.to(dtype) if v.is_floating_point() else v for k, v in example.items()}
+            realise = self.handlers.get(model.quantization)
+            module, example = realise(module, example, model.quantization)
         batch = torch.export.Dim("batch")
         shapes = {name: {0: batch} for name in example}
         program = torch.export.export(module, (), kwargs=example, dynamic_shapes=shapes)

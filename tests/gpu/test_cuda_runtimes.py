@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slimsweep.compressors import CompressedModel, QuantizationPlan
+from slimsweep.compressors import CompressedModel, HalfPlan, WeightOnlyPlan
 from slimsweep.sweeps.runtimes import RUNTIMES, build_runtime
 
 pytestmark = pytest.mark.gpu
@@ -23,9 +23,9 @@ def _pair(gpu: str, cpu: str):
     ("gpu", "cpu", "plan", "atol"),
     [
         ("torch_cuda", "torch_cpu", None, 1e-3),
-        ("torch_cuda", "torch_cpu", QuantizationPlan("fp16"), 5e-2),
+        ("torch_cuda", "torch_cpu", HalfPlan("fp16"), 5e-2),
         ("ort_cuda", "ort_cpu", None, 1e-3),
-        ("ort_cuda", "ort_cpu", QuantizationPlan("int4_weight", group_size=32), 5e-2),
+        ("ort_cuda", "ort_cpu", WeightOnlyPlan(group_size=32), 5e-2),
     ],
 )
 def test_gpu_runtime_matches_its_cpu_twin(

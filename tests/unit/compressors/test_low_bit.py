@@ -1,21 +1,31 @@
 """Low-bit weights against their definitions: rounding error, GPTQ and AWQ beating plain
-rounding, QAT beating PTQ, and packed storage really being ~1/8 of fp32."""
+rounding on held-out data, the artifact carrying exactly the codes a stage chose, QAT
+beating PTQ, and packed storage really being ~1/8 of fp32."""
 
 import copy
+import dataclasses
+import random
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
+from onnx import numpy_helper
 
-from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
-from slimsweep.compressors.awq import awq_scale
-from slimsweep.compressors.gptq import gptq_round
+from slimsweep.compressors import STAGES, CompressedModel, StageContext, WeightOnlyPlan
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
-from slimsweep.compressors.layers import layer_inputs
-from slimsweep.compressors.low_bit import LowBitConfig
 from slimsweep.sweeps.runtimes.onnx_nbits import pack_nibbles, unpack_nibbles
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
+
+
+def _ort() -> OrtCpuRuntime:
+    return OrtCpuRuntime(OrtCpuConfig(name="ort_cpu", compact_weights=False))
+
+
+@pytest.fixture(scope="module")
+def eval_pixels(digits_data) -> torch.Tensor:
+    return torch.cat([inputs["pixels"] for inputs, _ in digits_data.eval])
 
 
 @pytest.mark.parametrize("bits", [3, 4])
@@ -29,63 +39,119 @@ def test_rounding_error_is_at_most_half_a_step(bits: int, symmetric: bool) -> No
     assert bool((error <= step / 2 + 1e-6).all())
 
 
-def _layer_error(x: torch.Tensor, weight: torch.Tensor, rounded: torch.Tensor) -> float:
-    return float((x @ rounded.T - x @ weight.T).pow(2).mean())
-
-
-@pytest.mark.parametrize("bits", [3, 4])
-@pytest.mark.parametrize("layer", ["classifier.1", "classifier.3"])
-def test_gptq_and_awq_beat_round_to_nearest_on_calibration_data(
-    trained_digits, digits_data, bits: int, layer: str
+def test_gptq_and_awq_beat_round_to_nearest_on_held_out_data(
+    trained_digits, digits_task, digits_data, eval_pixels, tmp_path: Path
 ) -> None:
-    linear = trained_digits.get_submodule(layer)
-    weight = linear.weight.detach()
-    x = layer_inputs(trained_digits, linear, digits_data.calibration)
-    config = LowBitConfig(bits=bits, group_size=32)
-    plain = _layer_error(x, weight, fake_quantize(weight, bits, 32, False))
-    gptq = _layer_error(x, weight, gptq_round(weight, x, config, 0.01).dequantize(x.shape[1]))
-    scale = awq_scale(weight, x, config, 20)
-    awq_weight = round_to_nearest(weight * scale, bits, 32, False).dequantize(x.shape[1])
-    awq = float(((x / scale) @ awq_weight.T - x @ weight.T).pow(2).mean())
-    assert gptq < 0.5 * plain
-    assert awq < plain
+    """Each stage calibrates on a draw of 3 train batches and is scored on the eval split,
+    through its ORT artifact, by the output error against fp32. Over 12 draws here (AMD
+    EPYC): GPTQ 0.022-0.031x the error of rounding to nearest; AWQ 0.37-0.74x, mean 0.55,
+    sd 0.11. AWQ's α=0 is plain rounding, so on its own calibration data it can never lose:
+    only held-out data tells."""
+    with torch.no_grad():
+        reference = trained_digits(pixels=eval_pixels).numpy()
+    recipes = {
+        "rtn": ("quantize", {"precision": "int4_weight", "group_size": 32}),
+        "gptq": ("gptq", {"bits": 4, "group_size": 32}),
+        "awq": ("awq", {"bits": 4, "group_size": 32}),
+    }
+    ratios: dict[str, list[float]] = {"gptq": [], "awq": []}
+    for draw in range(4):
+        calibration = random.Random(draw).sample(digits_data.train, 3)
+        data = dataclasses.replace(digits_data, calibration=calibration)
+        context = StageContext(data, task=digits_task, teacher=trained_digits)
+        error = {}
+        for name, (stage, params) in recipes.items():
+            model = STAGES.get(stage).run(
+                CompressedModel(copy.deepcopy(trained_digits)), params, context
+            )
+            path = tmp_path / f"{name}.onnx"
+            _ort().export(model, {"pixels": eval_pixels[:32]}, [], path)
+            outputs = _ort().load(path)({"pixels": eval_pixels.numpy()})
+            error[name] = float(((outputs - reference) ** 2).mean())
+        for name in ratios:
+            ratios[name].append(error[name] / error["rtn"])
+    assert max(ratios["gptq"]) < 0.1, ratios
+    assert max(ratios["awq"]) < 1.0 and np.mean(ratios["awq"]) < 0.85, ratios
+
+
+def _packed_grids(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(codes [N, K padded], scales [N, groups], zero points [N, groups]) of every
+    MatMulNBits in the artifact, decoded from the bytes ORT runs."""
+    graph = onnx.load(path).graph
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    grids = []
+    for node in (n for n in graph.node if n.op_type == "MatMulNBits"):
+        packed, scales, zeros = (constants[name] for name in node.input[1:4])
+        n, groups, _ = packed.shape
+        block = next(a.i for a in node.attribute if a.name == "block_size")
+        codes = unpack_nibbles(packed.reshape(n, -1), groups * block)
+        grids.append(
+            (codes, scales.reshape(n, groups), unpack_nibbles(zeros.reshape(n, -1), groups))
+        )
+    return grids
 
 
 @pytest.mark.parametrize("stage", ["gptq", "awq", "qat"])
-def test_the_runtime_runs_the_codes_the_stage_chose(
-    stage, trained_digits, digits_task, digits_data, tmp_path: Path
+def test_the_artifact_packs_exactly_the_codes_the_stage_chose(
+    stage, trained_digits, digits_task, digits_data, eval_pixels, tmp_path: Path
 ) -> None:
     context = StageContext(digits_data, task=digits_task, teacher=trained_digits)
     params = {"steps": 20} if stage == "qat" else {}
     out = STAGES.get(stage).run(CompressedModel(copy.deepcopy(trained_digits)), params, context)
-    assert out.quantization.precision == "int4_weight" and len(out.quantization.rounded) == 2
-    runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu"))
-    inputs = digits_data.eval[0][0]
-    runtime.export(out, inputs, [], tmp_path / "m.onnx")
-    predicted = runtime.load(tmp_path / "m.onnx")({"pixels": inputs["pixels"].numpy()})
+    plan = out.quantization
+    assert isinstance(plan, WeightOnlyPlan) and len(plan.codes) == 2
+    _ort().export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "m.onnx")
+    packed = _packed_grids(tmp_path / "m.onnx")
+    assert len(packed) == len(plan.codes)
+    for chosen in plan.codes.values():
+        expected = (chosen.codes.numpy(), chosen.scales.numpy(), chosen.zeros.numpy())
+        matches = [
+            grid
+            for grid in packed
+            if all(
+                a.shape == b.shape and np.array_equal(a, b)
+                for a, b in zip(grid, expected, strict=True)
+            )
+        ]
+        assert len(matches) == 1  # bit for bit: codes, float scales, zero points
+
+    # A weight changed after the stage ran has lost its codes: refused, not rounded again.
     with torch.no_grad():
-        expected = out.module(**inputs).numpy()
-    # the only difference left is MatMulNBits quantizing activations to int8 at run time
-    assert np.abs(predicted - expected).max() < 0.05 * np.abs(expected).max()
+        last = [m for m in out.module.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.weight.mul_(1.01)
+    with pytest.raises(ValueError, match="refusing to round it again"):
+        _ort().export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "lost.onnx")
 
 
-def test_qat_beats_ptq_at_int4_on_digits(trained_digits, digits_task, digits_data) -> None:
-    params = {"bits": 4, "group_size": 256, "symmetric": True}
-    context = StageContext(digits_data, task=digits_task, teacher=trained_digits)
+def test_qat_beats_ptq_at_3_bits_on_held_out_loss(
+    trained_digits, digits_task, digits_data, eval_pixels
+) -> None:
+    """QAT's eval loss gap to fp32 against post-training rounding's, over 5 orders of the
+    train batches. Measured here (AMD EPYC): PTQ's gap 0.0091; QAT's gaps -0.0047 to
+    0.0009 (5 orders), sd 0.0025, so their mean sits ~4 sd of a mean below half PTQ's gap.
+    At 4 bits PTQ's gap is 0.0033 and a one-run 5 % margin failed on another CPU."""
+    labels = torch.cat([targets for _, targets in digits_data.eval])
+    params = {"bits": 3, "group_size": 256, "symmetric": True}
+
+    def loss(module: torch.nn.Module) -> float:
+        with torch.no_grad():
+            return float(digits_task.loss(module(pixels=eval_pixels), labels))
+
     ptq = copy.deepcopy(trained_digits)
     with torch.no_grad():
         for linear in (ptq.classifier[1], ptq.classifier[3]):
-            linear.weight.copy_(fake_quantize(linear.weight, 4, 256, True))
-    qat = STAGES.get("qat").run(CompressedModel(copy.deepcopy(trained_digits)), params, context)
-    pixels = torch.cat([inputs["pixels"] for inputs, _ in digits_data.eval])
-    labels = torch.cat([targets for _, targets in digits_data.eval])
-    with torch.no_grad():
-        ptq_out, qat_out = ptq(pixels=pixels), qat.module(pixels=pixels)
-    # INT4 linears cost digits no accuracy after PTQ, so the gain shows in the eval loss
-    assert digits_task.loss(qat_out, labels) < 0.95 * digits_task.loss(ptq_out, labels)
-    assert (qat_out.argmax(1) == labels).float().mean() >= (
-        ptq_out.argmax(1) == labels
-    ).float().mean()
+            linear.weight.copy_(fake_quantize(linear.weight, 3, 256, True))
+    fp32_loss = loss(trained_digits)
+    ptq_gap = loss(ptq) - fp32_loss
+    qat_gaps = []
+    for order in range(5):
+        train = random.Random(order).sample(digits_data.train, len(digits_data.train))
+        data = dataclasses.replace(digits_data, train=train)
+        context = StageContext(data, task=digits_task, teacher=trained_digits)
+        qat = STAGES.get("qat").run(CompressedModel(copy.deepcopy(trained_digits)), params, context)
+        qat_gaps.append(loss(qat.module) - fp32_loss)
+    assert ptq_gap > 0.004  # 3-bit rounding costs digits something measurable
+    assert np.mean(qat_gaps) < 0.5 * ptq_gap, (ptq_gap, qat_gaps)
 
 
 def test_packed_int4_weights_take_an_eighth_of_fp32(tmp_path: Path) -> None:
@@ -93,7 +159,7 @@ def test_packed_int4_weights_take_an_eighth_of_fp32(tmp_path: Path) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(1024, 1024, bias=False)).eval()
     x = torch.randn(4, 1024)
     runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu"))
-    plan = QuantizationPlan("int4_weight", group_size=128)
+    plan = WeightOnlyPlan(group_size=128)
     runtime.export(CompressedModel(model, plan), {"input": x}, [], tmp_path / "q.onnx")
     runtime.export(CompressedModel(model), {"input": x}, [], tmp_path / "f.onnx")
     fp32, packed = (tmp_path / "f.onnx").stat().st_size, (tmp_path / "q.onnx").stat().st_size

@@ -1,6 +1,6 @@
 import pytest
 
-from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
+from slimsweep.compressors import STAGES, CompressedModel, Int8Plan, StageContext
 from slimsweep.compressors.quantize import QuantizeConfig
 from slimsweep.sweeps.errors import ConfigError
 
@@ -17,9 +17,7 @@ def test_the_stage_records_a_plan_for_the_runtime(trained_digits, digits_data) -
     out = STAGES.get("quantize").run(
         CompressedModel(trained_digits), params, StageContext(digits_data)
     )
-    assert out.quantization == QuantizationPlan(
-        "int8_static", per_channel=False, calibration="entropy"
-    )
+    assert out.quantization == Int8Plan(per_channel=False, symmetric=False, calibration="entropy")
     with pytest.raises(ValueError, match="already quantized"):
         STAGES.get("quantize").run(out, params, StageContext(digits_data))
 

@@ -77,7 +77,7 @@ def test_overrides_reach_the_settings() -> None:
         (
             "runtime=torch_cpu",
             "space.recipe.quantize.precision: runtime torch_cpu cannot run "
-            "quantize(precision=int8_dynamic): torch runtimes run fp32, fp16, bf16 only",
+            "quantize(precision=int8_dynamic): no handler for Int8Plan(",
         ),
     ],
 )
@@ -113,8 +113,21 @@ def test_a_stage_after_a_quantizing_stage_is_refused_before_launch() -> None:
 
 
 def test_a_quantizing_stage_the_runtime_cannot_run_is_refused_by_its_default() -> None:
-    with pytest.raises(ConfigError, match=r"cannot run awq\(precision=int4_weight\)"):
+    with pytest.raises(ConfigError) as error:
         load_settings(["space=awq", "runtime=torch_cpu"])
+    assert str(error.value).startswith(
+        "space.recipe.quantize.stage: runtime torch_cpu cannot run awq: no handler for "
+        "WeightOnlyPlan("
+    )
+
+
+def test_only_plans_the_space_can_produce_are_checked() -> None:
+    # int8 exists only under a precision the override removed; fp16 has a torch handler
+    load_settings(["runtime=torch_cpu", "space.recipe.quantize.precision.choices=[fp32,fp16]"])
+    with pytest.raises(ConfigError, match=r"quantize\(precision=int4_weight\)"):
+        load_settings(
+            ["runtime=torch_cpu", "space.recipe.quantize.precision.choices=[fp32,int4_weight]"]
+        )
 
 
 def test_checks_spanning_two_keys_see_the_slots_fixed_values() -> None:

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from slimsweep.compressors import CompressedModel, QuantizationPlan
-from slimsweep.compressors.quantize import PRECISIONS
+from slimsweep.compressors import CompressedModel
+from slimsweep.compressors.plans import PRECISIONS
+from slimsweep.compressors.quantize import QuantizeConfig
 from slimsweep.sweeps.runtimes import RUNTIMES, build_runtime
 
 
@@ -37,13 +38,14 @@ def test_fp32_artifact_reproduces_torch(
 
 
 @pytest.mark.parametrize("name", RUNTIMES.names())
-@pytest.mark.parametrize("precision", [p for p in PRECISIONS if p != "fp32"])
-def test_a_refused_precision_is_refused_at_export_too(
+@pytest.mark.parametrize("precision", list(PRECISIONS))
+def test_a_plan_without_a_handler_is_refused_at_export_too(
     name, precision, trained_digits, digits_task, digits_data, tmp_path
 ) -> None:
     runtime = _runtime(name)
-    reason = runtime.refusal("quantize", "precision", precision)
-    model = CompressedModel(trained_digits, QuantizationPlan(precision))
+    plan = QuantizeConfig(precision).plan()
+    reason = runtime.handlers.refusal(plan)
+    model = CompressedModel(trained_digits, plan)
     calibration = [batch for batch, _ in digits_data.calibration]
     if reason is None:
         runtime.export(
@@ -51,8 +53,8 @@ def test_a_refused_precision_is_refused_at_export_too(
         )
         assert (tmp_path / runtime.artifact_name).stat().st_size > 0
     else:
-        assert name in reason or "ort_cpu" in reason
-        with pytest.raises(ValueError):
+        assert type(plan).__name__ in reason
+        with pytest.raises(ValueError, match="no handler for"):
             runtime.export(
                 model, digits_task.latency_inputs(), [], tmp_path / runtime.artifact_name
             )

@@ -9,7 +9,8 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from slimsweep.compressors import STAGES, CompressedModel, QuantizationPlan, StageContext
+from slimsweep.compressors import STAGES, CompressedModel, Int8Plan, StageContext, WeightOnlyPlan
+from slimsweep.compressors.quantize import QuantizeConfig
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.task import evaluate
 
@@ -55,7 +56,7 @@ def test_quantized_artifacts_are_smaller_and_stay_accurate(
     fp32 = _export(
         CompressedModel(trained_digits), digits_task, digits_data, tmp_path / "fp32.onnx"
     )
-    plan = QuantizationPlan(precision, per_channel=True, calibration="minmax")
+    plan = QuantizeConfig(precision, per_channel=True, calibration="minmax").plan()
     quant = _export(
         CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx"
     )
@@ -74,7 +75,7 @@ def test_quantized_artifacts_are_smaller_and_stay_accurate(
 def test_quantized_outputs_match_torch_within_tolerance(
     trained_digits, digits_task, digits_data, eval_pixels, tmp_path, precision, max_relative_error
 ) -> None:
-    plan = QuantizationPlan(precision, group_size=32)
+    plan = QuantizeConfig(precision, group_size=32).plan()
     runtime = _export(
         CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx"
     )
@@ -88,7 +89,7 @@ def test_quantized_outputs_match_torch_within_tolerance(
 def test_int4_groups_shrink_the_linear_weights_eightfold(
     trained_digits, digits_task, digits_data, tmp_path
 ) -> None:
-    plan = QuantizationPlan("int4_weight", group_size=32)
+    plan = WeightOnlyPlan(group_size=32)
     _export(CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx")
     graph = onnx.load(tmp_path / "q.onnx").graph
     packed = {i.name: i for i in graph.initializer}
@@ -103,7 +104,7 @@ def test_int4_groups_shrink_the_linear_weights_eightfold(
 def test_every_static_calibration_runs(
     trained_digits, digits_task, digits_data, tmp_path, calibration
 ) -> None:
-    plan = QuantizationPlan("int8_static", per_channel=False, calibration=calibration)
+    plan = Int8Plan(per_channel=False, calibration=calibration)
     runtime = _export(
         CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx"
     )

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from slimsweep.compressors import CompressedModel, QuantizationPlan
+from slimsweep.compressors import CompressedModel, HalfPlan
 from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRuntime
 from slimsweep.sweeps.task import evaluate
 
@@ -14,7 +14,7 @@ def test_fp16_halves_the_artifact_and_computes_in_half(
     runtime.export(CompressedModel(trained_digits), inputs, [], tmp_path / "fp32.pt2")
     before = {k: v.clone() for k, v in trained_digits.state_dict().items()}
     runtime.export(
-        CompressedModel(trained_digits, QuantizationPlan("fp16")), inputs, [], tmp_path / "fp16.pt2"
+        CompressedModel(trained_digits, HalfPlan("fp16")), inputs, [], tmp_path / "fp16.pt2"
     )
     for key, value in trained_digits.state_dict().items():  # exporting left the model as it was
         assert value.dtype == torch.float32 and torch.equal(value, before[key])
