@@ -28,14 +28,15 @@ import optuna
 from slimsweep.sweeps.config import compose
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.hardware import fingerprint
-from slimsweep.sweeps.pareto import front
 from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
+from slimsweep.sweeps.results import read_results
 from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.study import open_existing
 from slimsweep.sweeps.task import build_task, evaluate_all
 from slimsweep.sweeps.tracking import TrackingStore
+from slimsweep.sweeps.worker import WorkerSpec
 
 TODAY, FP32, TODAY_TS = -1, -2, -3  # artifact ids beside the trial numbers
 BASELINES = {
@@ -101,7 +102,7 @@ def main() -> None:
         threads=2,
         latency=LatencySettings(warmup=3, repeats=10, min_seconds=0.0, quiet_rounds=3),
     )
-    rows = front(study)
+    rows = read_results(study).front
     artifacts, quality = [], {}
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(sys.stderr):
         for number, content in todays_recipe(task, Path(scratch)).items():
@@ -116,9 +117,11 @@ def main() -> None:
             artifacts.append(Artifact(row.trial, "model.onnx", content, sha256))
             recall = store.client.get_run(row.run_id).data.metrics.get("recall_at_10")
             quality[row.trial] = (row.values["cosine"], recall, len(content))
-        latency = remeasure(RemeasureRequest(artifacts, config["task"], runtime)).latency
+        latency = remeasure(
+            RemeasureRequest(artifacts, WorkerSpec(config["task"], runtime))
+        ).latency
         task_32 = {**config["task"], "latency_batch_size": 32}
-        latency_32 = remeasure(RemeasureRequest(artifacts, task_32, batched)).latency
+        latency_32 = remeasure(RemeasureRequest(artifacts, WorkerSpec(task_32, batched))).latency
 
     today = min((TODAY, TODAY_TS), key=lambda n: latency[n].median_ms)
     today_ms, today_32_ms = latency[today].median_ms, latency_32[today].median_ms

@@ -20,6 +20,7 @@ from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.space import RecipeStep, describe_recipe
 from slimsweep.sweeps.trial import TrialRequest, run_trial
+from slimsweep.sweeps.worker import WorkerSpec
 
 
 def step(stage: str, **params: Any) -> RecipeStep:
@@ -82,7 +83,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for number, (name, recipe) in enumerate(TECHNIQUES):
             with contextlib.redirect_stdout(sys.stderr):  # ORT's calibrators print progress
-                result = run_trial(TrialRequest(number, recipe, task_config, runtime, cache))
+                result = run_trial(
+                    TrialRequest(number, recipe, WorkerSpec(task_config, runtime), cache)
+                )
             if result.error:
                 reason = result.error.splitlines()[-1]
                 print(f"| {name} | {describe_recipe(recipe)} | failed: {reason} |")

@@ -94,9 +94,10 @@ class WeightOnlyPlan:
 
 QuantizationPlan = HalfPlan | Int8Plan | WeightOnlyPlan
 
-# The `quantize` stage's precision names and the plan each one makes (fp32 makes none).
+FLOAT = "fp32"  # the precision that makes no plan: the model stays as it is
+# The `quantize` stage's precision names and the plan each one makes.
 PRECISIONS: dict[str, Callable[[Any], QuantizationPlan | None]] = {
-    "fp32": lambda config: None,
+    FLOAT: lambda config: None,
     "fp16": lambda config: HalfPlan("fp16"),
     "bf16": lambda config: HalfPlan("bf16"),
     "int8_dynamic": lambda config: Int8Plan(config.per_channel, config.symmetric, None),

@@ -3,10 +3,9 @@
 from dataclasses import dataclass
 
 import numpy as np
-import optuna
 
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.pareto import FrontRow, objectives
+from slimsweep.sweeps.results import SweepResults, TrialRow
 
 
 @dataclass(frozen=True)
@@ -15,8 +14,8 @@ class Bound:
     limit: float
     upper: bool  # True: metric <= limit; False: metric >= limit
 
-    def holds(self, row: FrontRow) -> bool:
-        value = row.values.get(self.metric, row.metrics.get(self.metric))
+    def holds(self, row: TrialRow) -> bool:
+        value = row.value(self.metric)
         if value is None:
             return False
         return value <= self.limit if self.upper else value >= self.limit
@@ -27,14 +26,16 @@ class Bound:
 
 @dataclass(frozen=True)
 class Choice:
-    row: FrontRow
+    row: TrialRow
     reason: str
 
 
-def choose(study: optuna.Study, rows: list[FrontRow], bounds: list[Bound], knee: bool) -> Choice:
-    """The model to deploy, and why; an impossible request is an error that says what failed."""
+def choose(results: SweepResults, bounds: list[Bound], knee: bool) -> Choice:
+    """The model to deploy off the front, and why; an impossible request is an error that
+    says what failed."""
+    rows = results.front
+    known = set(results.objectives) | {m for r in rows for m in r.metrics}
     for bound in bounds:
-        known = set(objectives(study)) | {m for r in rows for m in r.metrics}
         if bound.metric not in known:
             raise SweepError(
                 f"bound on unknown metric {bound.metric!r}; known: {', '.join(sorted(known))}"
@@ -45,7 +46,7 @@ def choose(study: optuna.Study, rows: list[FrontRow], bounds: list[Bound], knee:
         closest = min(rows, key=lambda r: sum(not b.holds(r) for b in bounds))
         missed = ", ".join(str(b) for b in bounds if not b.holds(closest))
         raise SweepError(
-            f"no model on the front of {study.study_name!r} meets {wanted}; the closest, "
+            f"no model on the front of {results.name!r} meets {wanted}; the closest, "
             f"trial {closest.trial}, misses {missed}"
         )
     scope = (
@@ -54,20 +55,20 @@ def choose(study: optuna.Study, rows: list[FrontRow], bounds: list[Bound], knee:
         else f"all {len(rows)} front models are candidates (no bounds)"
     )
     if knee and len(meeting) > 2:
-        row, distance = _knee(study, meeting)
+        row, distance = _knee(results, meeting)
         return Choice(
             row,
             f"{scope}; trial {row.trial} is the knee: closest to the ideal point "
             f"once each objective is scaled to [0, 1] over them (distance {distance:.3f})",
         )
-    first, up = next(iter(objectives(study).items()))
-    row = sorted(meeting, key=lambda r: (-r.values[first] if up else r.values[first], r.trial))[0]
+    first = next(iter(results.objectives))
+    row = results.sorted_by(meeting, first)[0]
     note = " (--knee needs at least 3)" if knee else ""
     return Choice(row, f"{scope}; trial {row.trial} has the best {first} among them{note}")
 
 
-def _knee(study: optuna.Study, rows: list[FrontRow]) -> tuple[FrontRow, float]:
-    directions = objectives(study)
+def _knee(results: SweepResults, rows: list[TrialRow]) -> tuple[TrialRow, float]:
+    directions = results.objectives
     values = np.array([[r.values[n] for n in directions] for r in rows], dtype=float)
     low, high = values.min(axis=0), values.max(axis=0)
     span = np.where(high > low, high - low, 1.0)

@@ -105,6 +105,7 @@ def _run(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.driver import run_sweep
     from slimsweep.sweeps.pareto import format_front
     from slimsweep.sweeps.progress import LineProgress, LiveProgress
+    from slimsweep.sweeps.results import read_results
 
     live = not args.quiet and sys.stdout.isatty()
     progress = LiveProgress() if live else LineProgress(quiet=args.quiet)
@@ -113,7 +114,7 @@ def _run(args: argparse.Namespace) -> None:
     finally:
         progress.close()
     print()
-    print(format_front(study))
+    print(format_front(read_results(study)))
 
 
 def _config(args: argparse.Namespace) -> dict:
@@ -125,12 +126,12 @@ def _config(args: argparse.Namespace) -> dict:
     return args.config
 
 
-def _front_of(args: argparse.Namespace) -> tuple:
-    """The sweep named (or the last one run) in the stores the overrides locate, and its
-    front; reading never creates a store."""
+def _results_of(args: argparse.Namespace):
+    """The results of the sweep named (or the last one run) in the stores the overrides
+    locate; reading never creates a store, and a sweep without a completed trial is an error."""
     from pathlib import Path
 
-    from slimsweep.sweeps.pareto import front
+    from slimsweep.sweeps.results import read_results
     from slimsweep.sweeps.study import open_existing
 
     if args.sweep and "=" in args.sweep:
@@ -139,23 +140,23 @@ def _front_of(args: argparse.Namespace) -> tuple:
     storage = _config(args)["sweep"]["storage"]
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         raise SweepError(f"no sweeps yet: {storage} does not exist; run `slimsweep run` first")
-    study = open_existing(storage, args.sweep)
-    rows = front(study)
-    if not rows:
-        raise SweepError(f"sweep {study.study_name!r} has no completed trials yet")
-    return study, rows
+    results = read_results(open_existing(storage, args.sweep))
+    if not results.front:
+        raise SweepError(f"sweep {results.name!r} has no completed trials yet")
+    return results
 
 
 def _pareto(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.pareto import format_front, front_json, objectives, sort_rows
+    from slimsweep.sweeps.pareto import format_front, front_json
 
-    study, rows = _front_of(args)
+    results = _results_of(args)
+    rows = results.front
     if args.sort:
-        if args.sort not in objectives(study):
-            allowed = ", ".join(objectives(study))
+        if args.sort not in results.objectives:
+            allowed = ", ".join(results.objectives)
             raise SweepError(f"--sort {args.sort!r} is not an objective here; use one of {allowed}")
-        rows = sort_rows(rows, study, args.sort)
-    print(front_json(study, rows) if args.json else format_front(study, rows))
+        rows = results.sorted_by(rows, args.sort)
+    print(front_json(results, rows) if args.json else format_front(results, rows))
 
 
 def _bounds(args: argparse.Namespace) -> list:
@@ -186,12 +187,12 @@ def _pick(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.choose import choose
     from slimsweep.sweeps.pareto import format_front
 
-    study, rows = _front_of(args)
-    choice = choose(study, rows, _bounds(args), args.knee)
+    results = _results_of(args)
+    choice = choose(results, _bounds(args), args.knee)
     if args.json:
         print(json.dumps({**asdict(choice.row), "reason": choice.reason}, indent=2))
         return
-    print(format_front(study, [choice.row], title=f"Picked from sweep {study.study_name!r}:"))
+    print(format_front(results, [choice.row], title=f"Picked from sweep {results.name!r}:"))
     print(f"\nwhy: {choice.reason}")
 
 
@@ -204,33 +205,31 @@ def _store(args: argparse.Namespace):
 def _export(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.export import export_trial
 
-    study, _ = _front_of(args)
-    for path in export_trial(study, args.trial, _store(args), args.to):
+    for path in export_trial(_results_of(args), args.trial, _store(args), args.to):
         print(path)
 
 
 def _register(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.export import completed_trial, verified_artifact
-    from slimsweep.sweeps.pareto import RUN_ID_ATTR
+    from slimsweep.sweeps.export import verified_artifact
 
-    study, _ = _front_of(args)
-    trial = completed_trial(study, args.trial)
+    results = _results_of(args)
+    row = results.completed(args.trial)
     store = _store(args)
-    name, _, sha256 = verified_artifact(trial, store)
-    model = args.name or study.study_name
-    version = store.register(trial.user_attrs[RUN_ID_ATTR], name, model, args.alias)
-    print(f"registered {model!r} version {version} (alias {args.alias!r}): trial {trial.number}")
+    _, sha256 = verified_artifact(row, store)
+    model = args.name or results.name
+    version = store.register(row.run_id, row.artifact, model, args.alias)
+    print(f"registered {model!r} version {version} (alias {args.alias!r}): trial {row.trial}")
     print(f"sha256 {sha256}")
 
 
 def _report(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.report import report_html
 
-    study, _ = _front_of(args)
-    target = args.to or Path(_config(args)["sweep"]["dir"]) / f"{study.study_name}-report.html"
+    results = _results_of(args)
+    target = args.to or Path(_config(args)["sweep"]["dir"]) / f"{results.name}-report.html"
     if not target.parent.is_dir():
         raise SweepError(f"--to {target}: folder {target.parent} does not exist")
-    target.write_text(report_html(study, _store(args).sweep_config(study.study_name)))
+    target.write_text(report_html(results, _store(args).sweep_config(results.name)))
     print(target)
 
 

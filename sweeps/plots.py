@@ -4,40 +4,33 @@ whose points show their recipe on hover (SVG tooltips: no script, nothing fetche
 import html
 from pathlib import Path
 
-import optuna
-from optuna.trial import TrialState
-
-from slimsweep.sweeps.pareto import BASELINE_ATTR, RECIPE_ATTR, front, objectives
+from slimsweep.sweeps.results import SweepResults
 
 
-def _points(study: optuna.Study) -> tuple[list[str], list[dict]]:
+def _points(results: SweepResults) -> tuple[list[str], list[dict]]:
     """Objective names and, per completed trial, its values, recipe and whether it is on the
     front (with the front's quiet latencies where it has them)."""
-    names = list(objectives(study))
-    rows = {r.trial: r for r in front(study)}
-    points = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        row = rows.get(trial.number)
-        values = row.values if row else dict(zip(names, trial.values, strict=True))
-        points.append(
-            {
-                "trial": trial.number,
-                "values": values,
-                "recipe": trial.user_attrs.get(RECIPE_ATTR, ""),
-                "front": row is not None,
-                "baseline": bool(trial.user_attrs.get(BASELINE_ATTR)),
-            }
-        )
-    return names, points
+    front = {r.trial: r for r in results.front}
+    points = [
+        {
+            "trial": row.trial,
+            "values": front.get(row.trial, row).values,
+            "recipe": row.recipe,
+            "front": row.trial in front,
+            "baseline": row.baseline,
+        }
+        for row in results.rows
+    ]
+    return list(results.objectives), points
 
 
-def front_png(study: optuna.Study, path: Path) -> None:
+def front_png(results: SweepResults, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names, points = _points(study)
+    names, points = _points(results)
     y_name, x_name = names[0], names[1 % len(names)]
     colour = names[2] if len(names) > 2 else y_name
     figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
@@ -57,7 +50,7 @@ def front_png(study: optuna.Study, path: Path) -> None:
     axes.set_xscale("log")
     axes.set_xlabel(f"{x_name} (log)")
     axes.set_ylabel(y_name)
-    axes.set_title(f"{study.study_name}: front outlined in red")
+    axes.set_title(f"{results.name}: front outlined in red")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -73,11 +66,11 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 4
 """
 
 
-def front_svg(study: optuna.Study) -> str:
+def front_svg(results: SweepResults) -> str:
     """Quality against size (log), every completed trial a point, its recipe on hover."""
     import math
 
-    names, points = _points(study)
+    names, points = _points(results)
     y_name, x_name = names[0], names[1 % len(names)]
     width, height, margin = 760, 420, 60
     xs = [math.log10(max(p["values"][x_name], 1e-12)) for p in points]
@@ -120,10 +113,9 @@ def page(title: str, body: str) -> str:
 """
 
 
-def front_html(study: optuna.Study, path: Path) -> None:
-    completed = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    body = f"""<h1>{html.escape(study.study_name)}</h1>
-<p>{completed} completed trials; <span style="color:#d64545">front</span>,
+def front_html(results: SweepResults, path: Path) -> None:
+    body = f"""<h1>{html.escape(results.name)}</h1>
+<p>{len(results.rows)} completed trials; <span style="color:#d64545">front</span>,
 <span style="color:#2f6fde">baseline</span>, others grey. Hover a point for its recipe.</p>
-{front_svg(study)}"""
-    path.write_text(page(f"{study.study_name}: Pareto front", body))
+{front_svg(results)}"""
+    path.write_text(page(f"{results.name}: Pareto front", body))

@@ -5,14 +5,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
-from slimsweep.sweeps.pareto import objectives
+from slimsweep.sweeps.results import SweepResults
 
 
 class LineProgress:
-    """One line per event; `quiet` keeps only failures and messages, for CI logs."""
+    """One line per event; `quiet` keeps only failures and warnings, for CI logs."""
 
     def __init__(self, out: Callable[[str], None] = print, *, quiet: bool = False) -> None:
         self.out = out
@@ -26,6 +23,12 @@ class LineProgress:
         self.to_run, self.started_at = to_run, time.monotonic()
 
     def message(self, text: str) -> None:
+        """Progress news; kept out of quiet logs."""
+        if not self.quiet:
+            self.out(text)
+
+    def warning(self, text: str) -> None:
+        """Something the user must hear, even in a quiet log."""
         self.out(text)
 
     def started(self, number: int, recipe: str) -> None:
@@ -33,7 +36,7 @@ class LineProgress:
         if not self.quiet:
             self.out(f"trial {number} started: {recipe}")
 
-    def finished(self, number: int, values: dict[str, float], study: optuna.Study) -> None:
+    def finished(self, number: int, values: dict[str, float], results: SweepResults) -> None:
         self.running.discard(number)
         self.done += 1
         if not self.quiet:
@@ -59,7 +62,7 @@ class LiveProgress(LineProgress):
 
         self.console = console or Console()
         super().__init__(self.console.print)
-        self.study: optuna.Study | None = None
+        self.results: SweepResults | None = None
         self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
@@ -67,13 +70,17 @@ class LiveProgress(LineProgress):
         super().message(text)
         self._refresh()
 
+    def warning(self, text: str) -> None:
+        super().warning(text)
+        self._refresh()
+
     def started(self, number: int, recipe: str) -> None:
         super().started(number, recipe)
         self._refresh()
 
-    def finished(self, number: int, values: dict[str, float], study: optuna.Study) -> None:
-        self.study = study
-        super().finished(number, values, study)
+    def finished(self, number: int, values: dict[str, float], results: SweepResults) -> None:
+        self.results = results
+        super().finished(number, values, results)
         self._refresh()
 
     def failed(self, number: int, reason: str) -> None:
@@ -102,16 +109,15 @@ class LiveProgress(LineProgress):
             f"elapsed {_clock(elapsed)}",
             f"ETA {_clock(eta) if eta is not None else '?'}",
         )
-        if self.study is not None:
-            table.add_row(*_front_summary(self.study))
+        if self.results is not None:
+            table.add_row(*_front_summary(self.results))
         return table
 
 
-def _front_summary(study: optuna.Study) -> list[str]:
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    cells = [f"front {len(study.best_trials)}"]
-    for index, (name, up) in enumerate(objectives(study).items()):
-        values = [t.values[index] for t in completed]
+def _front_summary(results: SweepResults) -> list[str]:
+    cells = [f"front {len(results.front)}"]
+    for name, up in results.objectives.items():
+        values = [r.values[name] for r in results.rows]
         if values:
             cells.append(f"best {name} {(max if up else min)(values):.4g}")
     return cells

@@ -9,9 +9,7 @@ from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import ConfigError, SweepError
-
-REQUEUED_FROM = "requeued_from"
-LAST_RUN_AT = "last_run_at"
+from slimsweep.sweeps.keys import LAST_RUN_AT_ATTR, REQUEUED_FROM_ATTR
 
 
 def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -66,7 +64,7 @@ def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optu
     if [d.name.lower() for d in study.directions] != directions:
         raise SweepError(f"sweep {settings.sweep.name!r} was started with other directions")
     study.set_metric_names(names)
-    study.set_user_attr(LAST_RUN_AT, datetime.now(UTC).isoformat())
+    study.set_user_attr(LAST_RUN_AT_ATTR, datetime.now(UTC).isoformat())
     if settings.space.baseline is not None:
         study.enqueue_trial(settings.space.baseline, skip_if_exists=True)
     for params in settings.space.enqueue:
@@ -79,7 +77,7 @@ def interrupted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={REQUEUED_FROM: trial.number})
+        study.enqueue_trial(trial.params, user_attrs={REQUEUED_FROM_ATTR: trial.number})
     return stale
 
 
@@ -87,7 +85,7 @@ def finished_count(study: optuna.Study) -> int:
     """Trials that count toward n_trials: an interrupted one is replaced by its re-run."""
     trials = study.get_trials(deepcopy=False)
     done = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
-    return done - sum(REQUEUED_FROM in t.user_attrs for t in trials)
+    return done - sum(REQUEUED_FROM_ATTR in t.user_attrs for t in trials)
 
 
 def open_existing(storage: str, name: str | None) -> optuna.Study:
@@ -101,7 +99,7 @@ def open_existing(storage: str, name: str | None) -> optuna.Study:
         raise SweepError(f"no sweeps in {storage}; run `slimsweep run` first")
     if name is None:
         studies = [optuna.load_study(study_name=n, storage=rdb) for n in names]
-        return max(studies, key=lambda s: s.user_attrs.get(LAST_RUN_AT, ""))
+        return max(studies, key=lambda s: s.user_attrs.get(LAST_RUN_AT_ATTR, ""))
     if name not in names:
         raise SweepError(f"unknown sweep {name!r}; known: {', '.join(sorted(names))}")
     return optuna.load_study(study_name=name, storage=rdb)

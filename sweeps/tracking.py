@@ -9,8 +9,21 @@ from typing import Any
 
 import yaml
 
-SWEEP_TAG = "slimsweep.sweep"
-ROLE_TAG = "slimsweep.role"
+from slimsweep.sweeps.keys import (
+    CONFIG_FILE,
+    DETAILS_FILE,
+    FAILURE_FILE,
+    FAILURE_TAG,
+    HARDWARE_TAG,
+    PARENT_RUN_TAG,
+    PARETO_TAG,
+    PLOTS_FOLDER,
+    RECIPE_TAG,
+    ROLE_TAG,
+    SHA256_TAG,
+    SWEEP_TAG,
+    TRIAL_TAG,
+)
 
 
 class TrackingStore:
@@ -29,7 +42,7 @@ class TrackingStore:
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
             path = self.client.download_artifacts(run_id, name, scratch)
             content = Path(path).read_bytes()
-        return content, self.client.get_run(run_id).data.tags["slimsweep.artifact_sha256"]
+        return content, self.client.get_run(run_id).data.tags[SHA256_TAG]
 
     def text(self, run_id: str, name: str) -> str:
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
@@ -43,7 +56,7 @@ class TrackingStore:
         runs = self.client.search_runs(
             [experiment.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'sweep'", max_results=1
         )
-        return self.text(runs[0].info.run_id, "config.yaml") if runs else None
+        return self.text(runs[0].info.run_id, CONFIG_FILE) if runs else None
 
     def register(self, run_id: str, artifact: str, model_name: str, alias: str) -> str:
         """A new version of `model_name` in the Model Registry, sourced from the run's
@@ -60,7 +73,7 @@ class TrackingStore:
             model_name,
             source=f"{run.info.artifact_uri}/{artifact}",
             run_id=run_id,
-            tags={"slimsweep.artifact_sha256": run.data.tags["slimsweep.artifact_sha256"]},
+            tags={SHA256_TAG: run.data.tags[SHA256_TAG]},
         )
         self.client.set_registered_model_alias(model_name, alias, version.version)
         return str(version.version)
@@ -100,7 +113,7 @@ class Tracker(TrackingStore):
 
     def log_sweep_config(self, config: dict[str, Any]) -> None:
         self.client.log_text(
-            self.sweep_run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml"
+            self.sweep_run_id, yaml.safe_dump(config, sort_keys=False), CONFIG_FILE
         )
 
     def start_trial(
@@ -110,18 +123,18 @@ class Tracker(TrackingStore):
             self.experiment_id,
             run_name=f"trial-{number:04d}",
             tags={
-                "mlflow.parentRunId": self.sweep_run_id,
+                PARENT_RUN_TAG: self.sweep_run_id,
                 ROLE_TAG: "trial",
                 SWEEP_TAG: self.sweep_name,
-                "slimsweep.trial": str(number),
-                "slimsweep.recipe": recipe,
+                TRIAL_TAG: str(number),
+                RECIPE_TAG: recipe,
             },
         )
         from mlflow.entities import Param
 
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        self.client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), "config.yaml")
+        self.client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), CONFIG_FILE)
         return run_id
 
     def finish_trial(
@@ -144,9 +157,9 @@ class Tracker(TrackingStore):
             path = Path(scratch) / artifact_name
             path.write_bytes(artifact)
             self.client.log_artifact(run_id, str(path))
-        self.client.set_tag(run_id, "slimsweep.artifact_sha256", sha256)
-        self.client.set_tag(run_id, "slimsweep.hardware", details.get("hardware", ""))
-        self.client.log_dict(run_id, details, "trial.json")
+        self.client.set_tag(run_id, SHA256_TAG, sha256)
+        self.client.set_tag(run_id, HARDWARE_TAG, details.get("hardware", ""))
+        self.client.log_dict(run_id, details, DETAILS_FILE)
         self.client.log_batch(
             run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]
         )
@@ -158,8 +171,8 @@ class Tracker(TrackingStore):
         self.client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
 
     def fail_trial(self, run_id: str, reason: str, *, status: str = "FAILED") -> None:
-        self.client.set_tag(run_id, "slimsweep.failure", _last_line(reason)[:4000])
-        self.client.log_text(run_id, reason, "failure.txt")
+        self.client.set_tag(run_id, FAILURE_TAG, _last_line(reason)[:4000])
+        self.client.log_text(run_id, reason, FAILURE_FILE)
         self.client.set_terminated(run_id, status)
 
     def close_interrupted_trials(self, reason: str) -> int:
@@ -179,9 +192,9 @@ class Tracker(TrackingStore):
         """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front,
         and put the front's plots on the sweep's run."""
         for run_id in trial_run_ids:
-            self.client.set_tag(run_id, "pareto", str(run_id in front_run_ids).lower())
+            self.client.set_tag(run_id, PARETO_TAG, str(run_id in front_run_ids).lower())
         for plot in plots:
-            self.client.log_artifact(self.sweep_run_id, str(plot), "front")
+            self.client.log_artifact(self.sweep_run_id, str(plot), PLOTS_FOLDER)
         self.client.set_terminated(self.sweep_run_id, "FINISHED")
 
 

@@ -8,7 +8,6 @@ import copy
 import functools
 import hashlib
 import itertools
-import json
 import tempfile
 import time
 import traceback
@@ -18,20 +17,17 @@ from typing import Any
 
 import torch
 
-from slimsweep.sweeps.plugins import Plugins
-from slimsweep.sweeps.settings import RuntimeConfig
+from slimsweep.sweeps.keys import SAVED_BYTES_PREFIX
 from slimsweep.sweeps.space import RecipeStep
+from slimsweep.sweeps.worker import WorkerSpec, cached_task, set_up
 
 
 @dataclass(frozen=True)
 class TrialRequest:
     number: int
     recipe: list[RecipeStep]
-    task_config: dict[str, Any]
-    runtime: RuntimeConfig
+    worker: WorkerSpec
     cache_dir: str
-    plugins: Plugins = Plugins()
-    exclusive_latency: bool = True
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,6 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class _Prepared:
-    task: Any
     data: Any
     baseline: torch.nn.Module
     baseline_bytes: dict[str, int] = field(default_factory=dict)  # per runtime config
@@ -56,13 +51,14 @@ class _Prepared:
 
 @functools.cache
 def _prepare(task_json: str, cache_dir: str) -> _Prepared:
-    """Task, data and trained baseline, once per worker process (and trained once per node)."""
-    from slimsweep.sweeps.task import build_task, load_baseline
+    """Data and trained baseline, once per worker process (and trained once per node)."""
+    import json
 
-    task_config = json.loads(task_json)
-    task = build_task(task_config)
+    from slimsweep.sweeps.task import load_baseline
+
+    task = cached_task(task_json)
     data = task.load_data()
-    return _Prepared(task, data, load_baseline(task, task_config, data, Path(cache_dir)))
+    return _Prepared(data, load_baseline(task, json.loads(task_json), data, Path(cache_dir)))
 
 
 def run_trial(request: TrialRequest) -> TrialResult:
@@ -76,24 +72,18 @@ def run_trial(request: TrialRequest) -> TrialResult:
 def _run(request: TrialRequest) -> TrialResult:
     from slimsweep.compressors import STAGES, CompressedModel, StageContext
     from slimsweep.sweeps.bench import measure_latency
-    from slimsweep.sweeps.hardware import fingerprint
-    from slimsweep.sweeps.node_lock import NodeLock
-    from slimsweep.sweeps.runtimes import build_runtime
     from slimsweep.sweeps.task import evaluate_all
 
     started = time.perf_counter()
-    lock = NodeLock(enabled=request.exclusive_latency)
-    request.plugins.load()
+    worker = set_up(request.worker)
+    task, runtime, lock = worker.task, worker.runtime, worker.lock
     with lock.compute("prepare"):
-        prepared = _prepare(json.dumps(request.task_config, sort_keys=True), request.cache_dir)
-    task, data = prepared.task, prepared.data
-    runtime = build_runtime(request.runtime)
-    latency_inputs = task.latency_inputs()
-    numpy_inputs = {name: tensor.numpy() for name, tensor in latency_inputs.items()}
+        prepared = _prepare(request.worker.task_json, request.cache_dir)
+    data = prepared.data
     calibration = [inputs for inputs, _ in data.calibration]
 
     def artifact_bytes(model: CompressedModel, path: Path) -> bytes:
-        runtime.export(model, latency_inputs, calibration, path)
+        runtime.export(model, worker.example, calibration, path)
         return path.read_bytes()
 
     with tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch:
@@ -103,7 +93,7 @@ def _run(request: TrialRequest) -> TrialResult:
             path = Path(scratch) / runtime.artifact_name
             # The bytes each stage saves, from real artifacts exported after each stage (the
             # baseline's once per worker and runtime).
-            runtime_key = repr(request.runtime)
+            runtime_key = repr(request.worker.runtime)
             if runtime_key not in prepared.baseline_bytes:
                 prepared.baseline_bytes[runtime_key] = len(artifact_bytes(model, path))
             sizes = [prepared.baseline_bytes[runtime_key]]
@@ -114,7 +104,9 @@ def _run(request: TrialRequest) -> TrialResult:
             predict = runtime.load(path)
             scores = evaluate_all(task, predict, data.eval)
         with lock.measure("latency"):
-            latency = measure_latency(predict, numpy_inputs, request.runtime.latency)
+            latency = measure_latency(
+                predict, worker.latency_inputs, request.worker.runtime.latency
+            )
     parameters = list(model.module.parameters())
     metrics = {
         **scores,
@@ -126,7 +118,7 @@ def _run(request: TrialRequest) -> TrialResult:
         ),
         **model.metrics,
         **{
-            f"saved_bytes/{step.slot}": float(before - after)
+            f"{SAVED_BYTES_PREFIX}{step.slot}": float(before - after)
             for step, (before, after) in zip(request.recipe, itertools.pairwise(sizes), strict=True)
         },
         "trial_seconds": time.perf_counter() - started,
@@ -137,6 +129,6 @@ def _run(request: TrialRequest) -> TrialResult:
         runtime.artifact_name,
         artifact,
         hashlib.sha256(artifact).hexdigest(),
-        fingerprint(),
+        worker.hardware,
         lock.phases,
     )

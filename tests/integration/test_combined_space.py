@@ -8,6 +8,7 @@ from slimsweep.sweeps.config import load_settings
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.space import describe_recipe
 from slimsweep.sweeps.trial import TrialRequest, run_trial
+from slimsweep.sweeps.worker import WorkerSpec
 
 
 def test_random_recipes_from_the_combined_space_all_run(baseline_cache, trained_digits) -> None:
@@ -23,9 +24,8 @@ def test_random_recipes_from_the_combined_space_all_run(baseline_cache, trained_
         trial = study.ask()
         recipe = settings.space.sample(trial)
         stages_seen |= {step.stage for step in recipe}
-        result = run_trial(
-            TrialRequest(number, recipe, settings.task, runtime, str(baseline_cache))
-        )
+        worker = WorkerSpec(settings.task, runtime)
+        result = run_trial(TrialRequest(number, recipe, worker, str(baseline_cache)))
         assert result.error is None, f"{describe_recipe(recipe)}:\n{result.error}"
         assert result.metrics["size_bytes"] == len(result.artifact)
         assert 0.0 <= result.metrics["accuracy"] <= 1.0

@@ -3,7 +3,7 @@ import pytest
 
 from slimsweep.sweeps.choose import Bound, choose
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.pareto import front
+from slimsweep.sweeps.results import SweepResults, read_results
 
 # accuracy (max), size (min), latency (min): a front with an obvious knee at trial 2
 POINTS = [
@@ -16,7 +16,7 @@ POINTS = [
 
 
 @pytest.fixture
-def study() -> optuna.Study:
+def results() -> SweepResults:
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"], study_name="s")
     study.set_metric_names(["accuracy", "size_bytes", "latency_ms_median"])
     for point in POINTS:
@@ -25,36 +25,32 @@ def study() -> optuna.Study:
                 values=list(point), user_attrs={"metrics": {"zero_fraction": 0.5}}
             )
         )
-    return study
+    return read_results(study)
 
 
-def test_best_first_objective_within_bounds(study) -> None:
-    choice = choose(study, front(study), [Bound("latency_ms_median", 6.0, upper=True)], knee=False)
+def test_best_first_objective_within_bounds(results) -> None:
+    choice = choose(results, [Bound("latency_ms_median", 6.0, upper=True)], knee=False)
     assert choice.row.trial == 1
     assert "4 of 5 front models meet latency_ms_median <= 6" in choice.reason
     choice = choose(
-        study,
-        front(study),
+        results,
         [Bound("accuracy", 0.95, upper=False), Bound("size_bytes", 300, upper=True)],
         knee=False,
     )
     assert choice.row.trial == 2
 
 
-def test_knee_is_closest_to_the_ideal_point(study) -> None:
-    choice = choose(study, front(study), [], knee=True)
+def test_knee_is_closest_to_the_ideal_point(results) -> None:
+    choice = choose(results, [], knee=True)
     assert choice.row.trial == 2 and "knee" in choice.reason
 
 
-def test_bounds_may_name_any_recorded_metric(study) -> None:
-    assert (
-        choose(study, front(study), [Bound("zero_fraction", 0.5, upper=True)], knee=False).row.trial
-        == 0
-    )
+def test_bounds_may_name_any_recorded_metric(results) -> None:
+    assert choose(results, [Bound("zero_fraction", 0.5, upper=True)], knee=False).row.trial == 0
 
 
-def test_impossible_or_unknown_bounds_say_so(study) -> None:
+def test_impossible_or_unknown_bounds_say_so(results) -> None:
     with pytest.raises(SweepError, match="no model on the front of 's' meets accuracy >= 0.999"):
-        choose(study, front(study), [Bound("accuracy", 0.999, upper=False)], knee=False)
+        choose(results, [Bound("accuracy", 0.999, upper=False)], knee=False)
     with pytest.raises(SweepError, match="bound on unknown metric 'speed'"):
-        choose(study, front(study), [Bound("speed", 1.0, upper=True)], knee=False)
+        choose(results, [Bound("speed", 1.0, upper=True)], knee=False)

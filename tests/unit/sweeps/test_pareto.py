@@ -5,7 +5,8 @@ import random
 import optuna
 import pytest
 
-from slimsweep.sweeps.pareto import format_front, front, front_json, sort_rows
+from slimsweep.sweeps.pareto import format_front, front_json
+from slimsweep.sweeps.results import read_results
 
 
 def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
@@ -38,7 +39,7 @@ def test_front_is_exactly_the_non_dominated_set() -> None:
         brute = {
             i for i, v in enumerate(values) if not any(_dominates(w, v, signs) for w in values)
         }
-        rows = front(study)
+        rows = read_results(study).front
         assert {r.trial for r in rows} == brute, case
         for a, b in itertools.combinations(rows, 2):
             assert not _dominates(list(a.values.values()), list(b.values.values()), signs)
@@ -71,7 +72,7 @@ def _study_with_baseline() -> optuna.Study:
 
 
 def test_table_compares_with_the_baseline_in_the_user_s_units() -> None:
-    table = format_front(_study_with_baseline())
+    table = format_front(read_results(_study_with_baseline()))
     assert "2 of 2 completed trials (1 failed)" in table
     assert "baseline: trial 0, accuracy 0.9900, size KiB 8.0, latency ms 3.000" in table
     row = next(line for line in table.splitlines() if line.startswith("1 "))
@@ -80,11 +81,11 @@ def test_table_compares_with_the_baseline_in_the_user_s_units() -> None:
 
 
 def test_json_and_sorting() -> None:
-    study = _study_with_baseline()
-    by_size = sort_rows(front(study), study, "size_bytes")
+    results = read_results(_study_with_baseline())
+    by_size = results.sorted_by(results.front, "size_bytes")
     assert [r.trial for r in by_size] == [1, 0]
-    assert [r.trial for r in sort_rows(front(study), study, "accuracy")] == [0, 1]
-    document = json.loads(front_json(study, by_size))
+    assert [r.trial for r in results.sorted_by(results.front, "accuracy")] == [0, 1]
+    document = json.loads(front_json(results, by_size))
     assert document["baseline"]["trial"] == 0
     assert document["front"][0]["versus_baseline"] == {
         "accuracy": pytest.approx(-0.01),

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import optuna
 
-from slimsweep.sweeps.pareto import front
 from slimsweep.sweeps.plots import front_html, front_png
+from slimsweep.sweeps.results import read_results
 
 
 def _study() -> optuna.Study:
@@ -18,17 +18,17 @@ def _study() -> optuna.Study:
 
 
 def test_png_is_a_real_image(tmp_path: Path) -> None:
-    front_png(_study(), tmp_path / "front.png")
+    front_png(read_results(_study()), tmp_path / "front.png")
     data = (tmp_path / "front.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
 def test_html_has_one_point_per_trial_the_front_marked_and_recipes_on_hover(tmp_path: Path) -> None:
-    study = _study()
-    front_html(study, tmp_path / "front.html")
+    results = read_results(_study())
+    front_html(results, tmp_path / "front.html")
     page = (tmp_path / "front.html").read_text()
     circles = re.findall(r'<circle class="(\w+)"', page)
     assert len(circles) == 4
-    assert circles.count("front") == len(front(study)) == 3  # trial 2 is dominated by trial 1
+    assert circles.count("front") == len(results.front) == 3  # trial 2 is dominated by trial 1
     assert "recipe &lt;1&gt;" in page and "size_bytes = 250000" in page  # escaped, in tooltips
     assert "<script" not in page and "http" not in page  # self-contained

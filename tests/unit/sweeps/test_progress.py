@@ -2,6 +2,7 @@ import optuna
 from rich.console import Console
 
 from slimsweep.sweeps.progress import LineProgress, LiveProgress
+from slimsweep.sweeps.results import read_results
 
 
 def _study() -> optuna.Study:
@@ -16,7 +17,7 @@ def _events(progress: LineProgress) -> None:
     progress.begin(6)
     for number in (0, 1, 2):
         progress.started(number, f"recipe {number}")
-    progress.finished(0, {"accuracy": 0.98, "size_bytes": 900.0}, _study())
+    progress.finished(0, {"accuracy": 0.98, "size_bytes": 900.0}, read_results(_study()))
     progress.failed(1, "RuntimeError: boom")
 
 

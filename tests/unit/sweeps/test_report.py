@@ -2,8 +2,8 @@ import re
 
 import optuna
 
-from slimsweep.sweeps.pareto import front
 from slimsweep.sweeps.report import report_html, technique
+from slimsweep.sweeps.results import read_results
 
 
 def _study() -> optuna.Study:
@@ -38,10 +38,10 @@ def test_technique_names_what_a_trial_applied() -> None:
 
 
 def test_report_has_the_front_the_breakdown_and_the_config() -> None:
-    study = _study()
-    page = report_html(study, "search:\n  n_trials: <16>\n")
+    results = read_results(_study())
+    page = report_html(results, "search:\n  n_trials: <16>\n")
     front_table = page[page.index('id="front-table"') : page.index("</table>")]
-    assert front_table.count("<tr>") == 1 + len(front(study)) == 4
+    assert front_table.count("<tr>") == 1 + len(results.front) == 4
     assert "0.98 (-0.01)" in front_table and "250 (3.60x)" in front_table
     breakdown = page[page.index('id="by-technique"') :]
     assert re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td>", breakdown) == [

@@ -13,6 +13,7 @@ from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.space import RecipeStep
 from slimsweep.sweeps.task_check import check_task
 from slimsweep.sweeps.trial import TrialRequest, run_trial
+from slimsweep.sweeps.worker import WorkerSpec
 
 HERE = Path(__file__).parent
 
@@ -32,7 +33,7 @@ def test_a_task_from_outside_slimsweep_is_accepted_and_runs_a_trial(tmp_path: Pa
     runtime = OrtCpuConfig(
         name="ort_cpu", latency=LatencySettings(warmup=1, repeats=3, min_seconds=0)
     )
-    result = run_trial(TrialRequest(0, recipe, config, runtime, str(tmp_path)))
+    result = run_trial(TrialRequest(0, recipe, WorkerSpec(config, runtime), str(tmp_path)))
     assert result.error is None, result.error
     assert -0.1 < result.metrics["neg_mse"] <= 0.0  # the trained baseline fits the wave
     assert result.metrics["zero_fraction"] > 0.45

@@ -1,0 +1,46 @@
+"""Every name slimsweep writes into its stores, in one place: Optuna study and trial
+attributes, MLflow tags and artifact names, and the metrics every trial records.
+
+Readers and writers import these instead of repeating strings, so a renamed key cannot
+leave a reader behind.
+"""
+
+# Optuna trial attributes
+RECIPE_ATTR = "recipe"  # the recipe in one line
+METRICS_ATTR = "metrics"  # everything the trial measured
+RUN_ID_ATTR = "mlflow_run_id"
+ARTIFACT_ATTR = "artifact"  # file name of the trial's artifact in its MLflow run
+BASELINE_ATTR = "baseline"  # set on the trial that ran the space's baseline recipe
+PHASES_ATTR = "phases"  # (phase, start, end) wall-clock windows on the trial's node
+FAILURE_ATTR = "failure"  # the last line of a failed trial's traceback
+REQUEUED_FROM_ATTR = "requeued_from"  # an interrupted trial's number, on its re-run
+
+# Optuna study attributes
+HARDWARE_ATTR = "hardware"  # the fingerprint every latency of the sweep comes from
+QUIET_ATTR = "quiet_latency"  # {trial number: latency metrics of the quiet phase}
+LAST_RUN_AT_ATTR = "last_run_at"  # ISO time a driver last opened the sweep
+QUIET_SUFFIX = "_quiet"  # metric names of the quiet phase: latency_ms_median_quiet, ...
+
+# MLflow tags
+PARENT_RUN_TAG = "mlflow.parentRunId"
+ROLE_TAG = "slimsweep.role"  # "sweep" on the parent run, "trial" on each child
+SWEEP_TAG = "slimsweep.sweep"
+TRIAL_TAG = "slimsweep.trial"
+RECIPE_TAG = "slimsweep.recipe"
+SHA256_TAG = "slimsweep.artifact_sha256"  # of the artifact that was measured
+HARDWARE_TAG = "slimsweep.hardware"
+FAILURE_TAG = "slimsweep.failure"
+PARETO_TAG = "pareto"  # "true" | "false", once the sweep ends
+
+# MLflow artifacts
+CONFIG_FILE = "config.yaml"  # the composed config, on the parent run and every trial
+DETAILS_FILE = "trial.json"  # hardware fingerprint and phase windows
+FAILURE_FILE = "failure.txt"  # a failed trial's traceback
+PLOTS_FOLDER = "front"  # front.png and front.html on the parent run
+
+# What every completed trial records, besides its task's quality scores.
+LATENCY_METRICS = tuple(
+    f"latency_ms_{stat}" for stat in ("median", "p10", "p90", "ci95_low", "ci95_high", "std")
+) + ("latency_repeats",)
+TRIAL_METRICS = ("size_bytes", "param_count", "zero_fraction", "trial_seconds", *LATENCY_METRICS)
+SAVED_BYTES_PREFIX = "saved_bytes/"  # + slot name: the bytes that slot's stage saved

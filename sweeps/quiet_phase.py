@@ -1,0 +1,61 @@
+"""The driver's side of the quiet phase: after the trials, the front's candidates and the
+baseline are re-measured alone and interleaved on one node, and the front then uses those
+numbers. Whatever goes wrong here (a changed artifact, a runtime that fails to load, a lost
+worker) costs one line: the in-sweep numbers stand and the sweep still ends normally."""
+
+import optuna
+
+from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.keys import QUIET_ATTR, QUIET_SUFFIX
+from slimsweep.sweeps.progress import LineProgress
+from slimsweep.sweeps.ray_pool import RayPool
+from slimsweep.sweeps.recording import Recorder
+from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
+from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.tracking import Tracker
+from slimsweep.sweeps.worker import WorkerSpec
+
+
+def remeasure_front(
+    settings: Settings,
+    study: optuna.Study,
+    tracker: Tracker,
+    recorder: Recorder,
+    progress: LineProgress,
+) -> bool:
+    """Re-measure the front if it has not been; False (and one line said) if that failed."""
+    results = read_results(study, quiet=False)
+    candidates = list(results.front)
+    if results.baseline is not None and not results.on_front(results.baseline.trial):
+        candidates.append(results.baseline)  # measured beside the front: ratios compare alike
+    done = study.user_attrs.get(QUIET_ATTR, {})
+    rounds = settings.runtime.latency.quiet_rounds
+    if not rounds or not candidates or {str(r.trial) for r in candidates} <= set(done):
+        return True
+    progress.message(
+        f"re-measuring {len(candidates)} candidates (front and baseline) alone, "
+        f"interleaved ({rounds} rounds)"
+    )
+    try:
+        artifacts = [
+            Artifact(r.trial, r.artifact, *tracker.artifact(r.run_id, r.artifact))
+            for r in candidates
+        ]
+        worker = WorkerSpec(
+            settings.task, settings.runtime, settings.plugins, settings.cluster.exclusive_latency
+        )
+        result, lost = RayPool(settings.cluster).run(remeasure, RemeasureRequest(artifacts, worker))
+        failure = lost or (result.error and result.error.strip().splitlines()[-1])
+        failure = failure or recorder.hardware_refusal(result.hardware)
+    except Exception as error:  # the stores or Ray: the sweep's results must still be shown
+        failure = f"{type(error).__name__}: {error}"
+    if failure:
+        progress.warning(
+            f"quiet phase not used ({failure}); the front keeps its in-sweep latencies"
+        )
+        return False
+    quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}
+    study.set_user_attr(QUIET_ATTR, quiet)  # one phase: numbers comparable with each other
+    for row in candidates:
+        tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
+    return True

@@ -1,0 +1,53 @@
+"""Ray, in one place: trials and the quiet phase run as plain Ray tasks (not Ray Tune: its
+per-trial overhead is seconds). The rest of slimsweep submits functions and gets results."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slimsweep.sweeps.settings import ClusterSettings
+
+
+class RayPool:
+    """Tasks in flight on the local or the configured Ray cluster."""
+
+    def __init__(self, cluster: ClusterSettings) -> None:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(
+                address=cluster.address,
+                num_cpus=cluster.num_cpus if cluster.address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+        self.cluster = cluster
+        self._pending: dict[Any, Any] = {}  # Ray object ref → the caller's key
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def submit(self, key: Any, function: Callable[[Any], Any], request: Any) -> None:
+        import ray
+
+        task = ray.remote(num_cpus=self.cluster.cpus_per_trial)(function)
+        self._pending[task.remote(request)] = key
+
+    def next_done(self) -> tuple[Any, Any, str | None]:
+        """(key, result, None) of the next task to finish, or (key, None, why) if Ray lost it
+        (its worker died, its node left)."""
+        import ray
+
+        (ref,), _ = ray.wait(list(self._pending), num_returns=1)
+        key = self._pending.pop(ref)
+        try:
+            return key, ray.get(ref), None
+        except ray.exceptions.RayError as error:
+            return key, None, f"Ray lost the task: {error}"
+
+    def run(self, function: Callable[[Any], Any], request: Any) -> tuple[Any, str | None]:
+        """One task to its end: (result, None) or (None, why Ray lost it)."""
+        self.submit(None, function, request)
+        _, result, lost = self.next_done()
+        return result, lost

@@ -1,0 +1,155 @@
+"""A sweep's results, read from its study once: one row per completed trial, the front, the
+baseline. Every reader (pareto, pick, export, report, plots, the live panel) takes these
+rows; none of them reads Optuna's attributes itself."""
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from slimsweep.sweeps.errors import SweepError
+from slimsweep.sweeps.keys import (
+    ARTIFACT_ATTR,
+    BASELINE_ATTR,
+    HARDWARE_ATTR,
+    METRICS_ATTR,
+    QUIET_ATTR,
+    QUIET_SUFFIX,
+    RECIPE_ATTR,
+    RUN_ID_ATTR,
+)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One completed trial as a user reads it."""
+
+    trial: int
+    recipe: str
+    params: dict[str, Any]
+    values: dict[str, float]  # objective name → value (latency: quiet, if `remeasured`)
+    metrics: dict[str, float]  # everything the trial measured (latency: quiet, if remeasured)
+    run_id: str
+    artifact: str = "model.onnx"  # file name of the artifact in its MLflow run
+    baseline: bool = False  # the run of the space's baseline recipe
+    remeasured: bool = False  # its latency comes from the quiet phase
+
+    def value(self, metric: str) -> float | None:
+        """An objective's value, or any other recorded metric."""
+        return self.values.get(metric, self.metrics.get(metric))
+
+
+@dataclass(frozen=True)
+class SweepResults:
+    name: str
+    objectives: dict[str, bool]  # objective name → True where it is maximized
+    rows: list[TrialRow]  # every completed trial, in-sweep numbers, by trial number
+    front: list[TrialRow]  # non-dominated, best first by the first objective
+    baseline: TrialRow | None
+    states: dict[int, str] = field(default_factory=dict)  # every trial's Optuna state
+    hardware: str = "unknown"
+
+    @property
+    def failed(self) -> int:
+        return sum(state == TrialState.FAIL.name for state in self.states.values())
+
+    def completed(self, number: int) -> TrialRow:
+        """The completed trial `number`, or an error saying why it cannot be used."""
+        if number not in self.states:
+            last = max(self.states, default=-1)
+            raise SweepError(f"sweep {self.name!r} has no trial {number} (it has 0-{last})")
+        row = next((r for r in self.rows if r.trial == number), None)
+        if row is None:
+            raise SweepError(
+                f"trial {number} of {self.name!r} is {self.states[number]}, not COMPLETE"
+            )
+        return next((r for r in self.front if r.trial == number), row)
+
+    def on_front(self, number: int) -> bool:
+        return any(r.trial == number for r in self.front)
+
+    def versus(self, row: TrialRow) -> dict[str, float]:
+        """Per objective against the baseline: the difference for one maximized (Δ accuracy),
+        the ratio for one minimized (x smaller, x faster: baseline / row)."""
+        if self.baseline is None:
+            return {}
+        reference = self.baseline.values
+        return {
+            name: row.values[name] - reference[name] if up else reference[name] / row.values[name]
+            for name, up in self.objectives.items()
+        }
+
+    def sorted_by(self, rows: list[TrialRow], objective: str) -> list[TrialRow]:
+        """Best first by `objective` (ties: lower trial number first)."""
+        up = self.objectives[objective]
+        return sorted(
+            rows, key=lambda r: (-r.values[objective] if up else r.values[objective], r.trial)
+        )
+
+
+def objectives_of(study: optuna.Study) -> dict[str, bool]:
+    """Objective name → True where it is maximized."""
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    maximize = [d == optuna.study.StudyDirection.MAXIMIZE for d in study.directions]
+    return dict(zip(names, maximize, strict=True))
+
+
+def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
+    """The sweep's rows. The front is taken on in-sweep numbers; when the quiet phase
+    re-measured all of it (and `quiet`), its latencies are replaced by the quiet ones and the
+    front is taken again among them."""
+    objectives = objectives_of(study)
+    trials = study.get_trials(deepcopy=False)
+    rows = [_row(t, list(objectives)) for t in trials if t.state == TrialState.COMPLETE]
+    remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
+    candidates = non_dominated(rows, objectives)
+    if candidates and all(str(r.trial) in remeasured for r in candidates):
+        candidates = non_dominated(
+            [_quiet(r, remeasured[str(r.trial)]) for r in candidates], objectives
+        )
+    baseline = next((r for r in rows if r.baseline), None)
+    if baseline is not None and str(baseline.trial) in remeasured:
+        baseline = _quiet(baseline, remeasured[str(baseline.trial)])
+    results = SweepResults(
+        name=study.study_name,
+        objectives=objectives,
+        rows=rows,
+        front=[],
+        baseline=baseline,
+        states={t.number: t.state.name for t in trials},
+        hardware=str(study.user_attrs.get(HARDWARE_ATTR, "unknown")),
+    )
+    return replace(results, front=results.sorted_by(candidates, next(iter(objectives))))
+
+
+def _row(trial: FrozenTrial, names: list[str]) -> TrialRow:
+    return TrialRow(
+        trial=trial.number,
+        recipe=trial.user_attrs.get(RECIPE_ATTR, ""),
+        params=dict(trial.params),
+        values=dict(zip(names, trial.values, strict=True)),
+        metrics=dict(trial.user_attrs.get(METRICS_ATTR, {})),
+        run_id=trial.user_attrs.get(RUN_ID_ATTR, ""),
+        artifact=trial.user_attrs.get(ARTIFACT_ATTR, "model.onnx"),
+        baseline=bool(trial.user_attrs.get(BASELINE_ATTR)),
+    )
+
+
+def _quiet(row: TrialRow, quiet: dict[str, float]) -> TrialRow:
+    measured = {k.removesuffix(QUIET_SUFFIX): v for k, v in quiet.items()}
+    values = {n: measured.get(n, v) for n, v in row.values.items()}
+    return replace(row, values=values, metrics={**row.metrics, **measured}, remeasured=True)
+
+
+def non_dominated(rows: list[TrialRow], objectives: dict[str, bool]) -> list[TrialRow]:
+    def score(row: TrialRow) -> list[float]:
+        return [row.values[n] if up else -row.values[n] for n, up in objectives.items()]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b, strict=True)) and a != b
+
+    scores = [score(r) for r in rows]
+    return [
+        r for r, s in zip(rows, scores, strict=True) if not any(dominates(o, s) for o in scores)
+    ]

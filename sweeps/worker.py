@@ -1,0 +1,63 @@
+"""What every worker sets up before it measures anything: the user's plugins, the task, the
+runtime, the fixed latency inputs, the node's measurement lock and hardware fingerprint.
+Trials and the quiet phase share it, so both measure the same way."""
+
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from slimsweep.sweeps.plugins import Plugins
+from slimsweep.sweeps.settings import RuntimeConfig
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What the driver sends to set a worker up; small, and the same for every trial."""
+
+    task_config: dict[str, Any]
+    runtime: RuntimeConfig
+    plugins: Plugins = field(default_factory=Plugins)
+    exclusive_latency: bool = True
+
+    @property
+    def task_json(self) -> str:
+        return json.dumps(self.task_config, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Worker:
+    task: Any  # the Task
+    runtime: Any  # the Runtime
+    example: dict[str, Any]  # the task's fixed latency batch, as torch tensors (for export)
+    latency_inputs: dict[str, np.ndarray]  # the same batch, as a loaded artifact takes it
+    lock: Any  # the node's NodeLock
+    hardware: str  # this node's fingerprint
+
+
+@functools.cache
+def cached_task(task_json: str) -> Any:
+    """The task, built once per worker process."""
+    from slimsweep.sweeps.task import build_task
+
+    return build_task(json.loads(task_json))
+
+
+def set_up(spec: WorkerSpec) -> Worker:
+    from slimsweep.sweeps.hardware import fingerprint
+    from slimsweep.sweeps.node_lock import NodeLock
+    from slimsweep.sweeps.runtimes import build_runtime
+
+    spec.plugins.load()
+    task = cached_task(spec.task_json)
+    example = task.latency_inputs()
+    return Worker(
+        task,
+        build_runtime(spec.runtime),
+        example,
+        {name: tensor.numpy() for name, tensor in example.items()},
+        NodeLock(enabled=spec.exclusive_latency),
+        fingerprint(),
+    )
