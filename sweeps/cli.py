@@ -91,7 +91,7 @@ def _reader(
 
 
 def _run(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.config import compose, load_settings
+    from slimsweep.sweeps.config import check_objectives, compose, load_settings
 
     if args.show_config:
         import yaml
@@ -101,7 +101,8 @@ def _run(args: argparse.Namespace) -> None:
     settings = load_settings(args.overrides)
     from slimsweep.sweeps.task_check import check_task
 
-    check_task(settings.task)  # a wrong task is refused here, before any trial runs
+    checked = check_task(settings.task)  # a wrong task is refused here, before any trial runs
+    check_objectives(settings, checked.quality_metrics)
     from slimsweep.sweeps.driver import run_sweep
     from slimsweep.sweeps.pareto import format_front
     from slimsweep.sweeps.progress import LineProgress, LiveProgress

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.errors import ConfigError, require_choice
 from slimsweep.sweeps.plugins import Plugins
 from slimsweep.sweeps.settings import (
     QUALITY,
@@ -101,6 +101,20 @@ def load_settings(overrides: list[str]) -> Settings:
         quality_metric=task.metric,
         resolved=resolved,
     )
+
+
+def check_objectives(settings: Settings, quality_metrics: tuple[str, ...]) -> None:
+    """Objectives may name any metric every trial records: the task's quality scores (from
+    its check), size, latency statistics, parameters, and the bytes each slot saved."""
+    from slimsweep.sweeps.keys import SAVED_BYTES_PREFIX, TRIAL_METRICS
+
+    slots = [f"{SAVED_BYTES_PREFIX}{slot.name}" for slot in settings.space.slots]
+    recorded = (QUALITY, *quality_metrics, *TRIAL_METRICS, *slots)
+    names = settings.metric_names()
+    for objective in settings.search.objectives:
+        require_choice("search.objectives[].metric", objective.metric, recorded)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"search.objectives names a metric twice: {names}")
 
 
 def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:

@@ -114,5 +114,5 @@ def evaluate_all(task: Task, predict: Predict, batches: list[Batch]) -> dict[str
 
 def _finite(task: Task, what: str, value: object) -> float:
     if not isinstance(value, int | float | np.floating) or not np.isfinite(value):
-        raise TypeError(f"task {task.name} {what} returned {value!r}, not a finite number")
+        raise TypeError(f"task {task.name}: {what} returned {value!r}, not a finite number")
     return float(value)

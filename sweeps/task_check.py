@@ -3,13 +3,20 @@ its model produces and the numbers its metric returns. A wrong task fails here, 
 what is wrong, instead of in every trial of a sweep."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from slimsweep.sweeps.errors import ConfigError
-from slimsweep.sweeps.task import Task, TaskData, build_task
+from slimsweep.sweeps.task import Task, TaskData, build_task, evaluate_all
+
+
+@dataclass(frozen=True)
+class CheckedTask:
+    task: Task
+    quality_metrics: tuple[str, ...]  # the task's metric, then what extra_scores() adds
 
 
 def _check_batches(name: str, batches: Any, required: bool) -> None:
@@ -35,8 +42,9 @@ def _check_batches(name: str, batches: Any, required: bool) -> None:
             )
 
 
-def check_task(task_config: Mapping[str, Any]) -> Task:
-    """Build the task, load its data, run its untrained model on one eval batch and score it."""
+def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
+    """Build the task, load its data, run its untrained model on one eval batch and score it
+    (its metric and any extra scores: the quality numbers each trial will record)."""
     try:
         task = build_task(task_config)
     except Exception as error:
@@ -64,7 +72,11 @@ def check_task(task_config: Mapping[str, Any]) -> Task:
             f"batch of {targets.shape[0]} it returned "
             f"{getattr(outputs, 'shape', type(outputs).__name__)}"
         )
-    value = task.score(outputs.numpy(), targets.numpy())
-    if not isinstance(value, int | float | np.floating) or not np.isfinite(value):
-        raise ConfigError(f"task {task.name}: score() returned {value!r}, not a finite number")
-    return task
+    def predict(batch: dict[str, np.ndarray]) -> np.ndarray:
+        return outputs.numpy()  # the outputs just checked, of this very batch
+
+    try:
+        scores = evaluate_all(task, predict, [data.eval[0]])
+    except TypeError as error:
+        raise ConfigError(str(error)) from None
+    return CheckedTask(task, tuple(scores))

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from slimsweep.sweeps.config import compose, load_settings
+from slimsweep.sweeps.config import check_objectives, compose, load_settings
 from slimsweep.sweeps.errors import ConfigError
 
 
@@ -54,10 +54,6 @@ def test_overrides_reach_the_settings() -> None:
             "search.n_trials: Value 'many' of type 'str' could not be converted",
         ),
         ("search.parallelism=0", "search.parallelism=0 must be at least 1"),
-        (
-            "search.objectives=[{metric: speed, direction: minimize}]",
-            "search.objectives[].metric='speed' is not allowed",
-        ),
         (
             "search.objectives=[{metric: size_bytes, direction: down}]",
             "direction='down' is not allowed; choose one of 'maximize', 'minimize'",
@@ -134,3 +130,25 @@ def test_checks_spanning_two_keys_see_the_slots_fixed_values() -> None:
     load_settings(["space=distill"])  # feature_weight > 0 is fine: features is fixed
     with pytest.raises(ConfigError, match="feature_weight > 0 needs features"):
         load_settings(["space=distill", "space.recipe.recover.features="])
+
+
+def test_objectives_may_name_any_metric_a_trial_records() -> None:
+    quality = ("accuracy", "top_2_accuracy")  # what the task's check found it scores
+    for metric in ("top_2_accuracy", "latency_ms_p90", "zero_fraction", "saved_bytes/prune"):
+        objectives = f"search.objectives=[{{metric: {metric}, direction: maximize}}]"
+        check_objectives(load_settings([objectives]), quality)
+    for objectives, message in [
+        (
+            "[{metric: speed, direction: minimize}]",
+            "search.objectives[].metric='speed' is not allowed; choose one of 'quality', "
+            "'accuracy', 'top_2_accuracy', 'size_bytes'",
+        ),
+        (
+            "[{metric: quality, direction: maximize}, {metric: accuracy, direction: maximize}]",
+            "search.objectives names a metric twice: ['accuracy', 'accuracy']",
+        ),
+    ]:
+        settings = load_settings([f"search.objectives={objectives}"])
+        with pytest.raises(ConfigError) as error:
+            check_objectives(settings, quality)
+        assert message in str(error.value)

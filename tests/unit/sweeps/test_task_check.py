@@ -25,7 +25,10 @@ def importable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_task_from_outside_slimsweep_is_accepted_and_runs_a_trial(tmp_path: Path) -> None:
     config = {"_target_": "user_task.WaveRegression", "name": "wave"}
-    assert check_task(config).name == "wave"
+    checked = check_task(config)
+    assert checked.task.name == "wave" and checked.quality_metrics == ("neg_mse",)
+    with_recall = check_task({"_target_": "user_task.WithRecall", "name": "wave"})
+    assert with_recall.quality_metrics == ("neg_mse", "max_error")
     recipe = [
         RecipeStep("prune", "magnitude_prune", {"sparsity": 0.5}),
         RecipeStep("quantize", "quantize", {"precision": "int8_dynamic"}),
@@ -49,6 +52,17 @@ def test_a_task_from_outside_slimsweep_is_accepted_and_runs_a_trial(tmp_path: Pa
             "on an eval batch of 64 it returned torch.Size([1])",
         ),
         ("user_task.ScoreNotANumber", "task wave: score() returned 'good', not a finite number"),
+        ("user_task.NotAPair", "task data: eval[0] must be an (inputs, targets) pair"),
+        ("user_task.NumpyInputs", "task data: eval[0]: inputs ['input'] are not tensors"),
+        (
+            "user_task.MixedBatchSizes",
+            "task data: eval[0]: inputs and targets must be tensors with one batch size; got "
+            "{'input': 64} and targets torch.Size([63, 1])",
+        ),
+        (
+            "user_task.LatencyInputsRenamed",
+            "task wave: latency_inputs() names ['features'], the eval batches name ['input']",
+        ),
         ("user_task.Missing", "task: cannot build 'user_task.Missing'"),
     ],
 )

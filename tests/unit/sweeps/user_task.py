@@ -73,3 +73,35 @@ class WrongShape(WaveRegression):
 class ScoreNotANumber(WaveRegression):
     def score(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         return "good"  # type: ignore[return-value]
+
+
+@dataclass
+class NotAPair(WaveRegression):
+    def _batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
+        return [{"input": torch.from_numpy(x)}, torch.from_numpy(y)]  # type: ignore[return-value]
+
+
+@dataclass
+class NumpyInputs(WaveRegression):
+    def _batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
+        return {"input": x}, torch.from_numpy(y)  # type: ignore[dict-item]
+
+
+@dataclass
+class MixedBatchSizes(WaveRegression):
+    def _batch(self, x: np.ndarray, y: np.ndarray) -> Batch:
+        return {"input": torch.from_numpy(x)}, torch.from_numpy(y[:-1])
+
+
+@dataclass
+class LatencyInputsRenamed(WaveRegression):
+    def latency_inputs(self) -> Inputs:
+        return {"features": torch.zeros(16, 4)}
+
+
+@dataclass
+class WithRecall(WaveRegression):
+    """A second quality number, as MiniLM's recall_at_10 beside its cosine."""
+
+    def extra_scores(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+        return {"max_error": -float(np.abs(outputs - targets).max())}
