@@ -45,14 +45,12 @@ def remeasure_front(
             settings.task, settings.runtime, settings.plugins, settings.cluster.exclusive_latency
         )
         result, lost = RayPool(settings.cluster).run(remeasure, RemeasureRequest(artifacts, worker))
-        failure = lost or (result.error and result.error.strip().splitlines()[-1])
-        failure = failure or recorder.hardware_refusal(result.hardware)
+        failure = lost or result.error or recorder.hardware_refusal(result.hardware)
     except Exception as error:  # the stores or Ray: the sweep's results must still be shown
         failure = f"{type(error).__name__}: {error}"
     if failure:
-        progress.warning(
-            f"quiet phase not used ({failure}); the front keeps its in-sweep latencies"
-        )
+        reason = failure.strip().splitlines()[-1]
+        progress.warning(f"quiet phase not used ({reason}); the front keeps its in-sweep latencies")
         return False
     quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}
     study.set_user_attr(QUIET_ATTR, quiet)  # one phase: numbers comparable with each other

@@ -72,6 +72,7 @@ def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
             f"batch of {targets.shape[0]} it returned "
             f"{getattr(outputs, 'shape', type(outputs).__name__)}"
         )
+
     def predict(batch: dict[str, np.ndarray]) -> np.ndarray:
         return outputs.numpy()  # the outputs just checked, of this very batch
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import mlflow
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
+from slimsweep.sweeps.config import compose
 from slimsweep.sweeps.hardware import fingerprint
 from slimsweep.sweeps.study import open_storage
 
@@ -106,7 +108,8 @@ def _expected_front(study: optuna.Study) -> set[int]:
 def test_sweep_records_every_trial_and_resumes(
     tmp_path: Path, baseline_cache: Path, trained_digits
 ) -> None:
-    first = slimsweep("run", *sweep_args(tmp_path, baseline_cache, n_trials=5))
+    args = sweep_args(tmp_path, baseline_cache, n_trials=5)
+    first = slimsweep("run", "--quiet", *args)
     assert first.returncode == 0, first.stderr
     study = load(tmp_path)
     trials = study.get_trials()
@@ -114,18 +117,38 @@ def test_sweep_records_every_trial_and_resumes(
     states = [t.state for t in trials]
     assert states.count(TrialState.FAIL) >= 1 and states.count(TrialState.COMPLETE) >= 3
 
-    # Every trial is in MLflow too, with the state, params, metrics and artifact it had.
+    # --quiet: one line per failed trial, then the front, nothing else.
+    failures, _, table = first.stdout.partition("\n\nPareto front of sweep")
+    assert sorted(failures.splitlines()) == sorted(
+        f"trial {t.number} failed: RuntimeError: deliberate failure for the test"
+        for t in trials
+        if t.state == TrialState.FAIL
+    )
+    assert table
+
+    # Every trial is in MLflow too, under the sweep's parent run, with the state, params,
+    # metrics, config and artifact it had.
     runs = trial_runs(tmp_path)
     assert {t.user_attrs["mlflow_run_id"] for t in trials} == set(runs)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name(SWEEP).experiment_id
+    (parent,) = client.search_runs([experiment], "tags.`slimsweep.role` = 'sweep'")
+    composed = compose(args)
     for trial in trials:
         run = runs[trial.user_attrs["mlflow_run_id"]]
         assert run.data.params == {k: str(v) for k, v in trial.params.items()}
-        assert run.data.tags["mlflow.parentRunId"]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        downloads = tmp_path / "dl" / run.info.run_id
+        config = client.download_artifacts(run.info.run_id, "config.yaml", str(downloads))
+        assert yaml.safe_load(Path(config).read_text()) == composed
         if trial.state == TrialState.FAIL:
             assert run.info.status == "FAILED"
             assert "deliberate failure for the test" in run.data.tags["slimsweep.failure"]
             assert trial.params["prune.stage"] == "explode"
+            failure = client.download_artifacts(run.info.run_id, "failure.txt", str(downloads))
+            traceback = Path(failure).read_text()
+            assert traceback.startswith("Traceback (most recent call last)")
+            assert "exploding_stage.py" in traceback and "raise RuntimeError" in traceback
             continue
         assert run.info.status == "FINISHED"
         accuracy, size_bytes, latency = trial.values
@@ -141,9 +164,6 @@ def test_sweep_records_every_trial_and_resumes(
             hashlib.sha256(artifact.read_bytes()).hexdigest()
             == run.data.tags["slimsweep.artifact_sha256"]
         )
-        assert client.download_artifacts(
-            run.info.run_id, "config.yaml", str(tmp_path / "dl" / run.info.run_id)
-        )
 
     # int8 artifacts are smaller than fp32 ones (both unpruned: the first two enqueued trials).
     fp32, int8 = trials[0], trials[1]
@@ -153,7 +173,8 @@ def test_sweep_records_every_trial_and_resumes(
     )
     assert int8.values[1] < 0.3 * fp32.values[1]
 
-    # Each stage's saved bytes, measured on real artifacts, add up to the whole saving.
+    # Each stage's saved bytes, measured on real artifacts: pruning saves bytes (compact
+    # storage), any precision but fp32 saves bytes, fp32 saves none; they add up.
     for trial in trials:
         if trial.state == TrialState.COMPLETE:
             metrics = runs[trial.user_attrs["mlflow_run_id"]].data.metrics
@@ -161,15 +182,16 @@ def test_sweep_records_every_trial_and_resumes(
             pruned = trial.params["prune.stage"] != "none"
             slots = {"saved_bytes/quantize"} | ({"saved_bytes/prune"} if pruned else set())
             assert set(saved) == slots
+            if pruned:
+                assert saved["saved_bytes/prune"] > 0, trial.params
+            quantized = trial.params["quantize.precision"] != "fp32"
+            assert (saved["saved_bytes/quantize"] > 0) == quantized, trial.params
             assert fp32.values[1] - sum(saved.values()) == trial.values[1]
 
     # The printed front is exactly the non-dominated set, by brute force.
     completed = {t.number: list(t.values) for t in trials if t.state == TrialState.COMPLETE}
     non_dominated = _non_dominated(completed)  # the candidates, on in-sweep numbers
     assert front_trials(first.stdout) == _expected_front(study)
-    parent = client.search_runs(
-        [client.get_experiment_by_name(SWEEP).experiment_id], "tags.`slimsweep.role` = 'sweep'"
-    )[0]
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "front")} == {
         "front/front.png",
         "front/front.html",
@@ -214,6 +236,20 @@ def test_sweep_records_every_trial_and_resumes(
         assert metrics["latency_repeats_quiet"] == 5 * 10  # 5 rounds of `repeats`
         assert metrics["latency_ms_median"] == trials[number].values[2]
 
+    # Resuming with other objectives or directions is refused in one line, before any trial.
+    for objectives, message in [
+        ("[{metric: quality, direction: maximize}]", "was started with objectives"),
+        (
+            "[{metric: quality, direction: minimize}, {metric: size_bytes, direction: minimize},"
+            " {metric: latency_ms_median, direction: minimize}]",
+            "was started with other directions",
+        ),
+    ]:
+        refused = slimsweep("run", *args, f"search.objectives={objectives}")
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert len(load(tmp_path).get_trials()) == 5
+
     # Resuming with a larger budget keeps every earlier trial and runs only what is missing.
     again = slimsweep("run", *sweep_args(tmp_path, baseline_cache, n_trials=7))
     assert again.returncode == 0, again.stderr
@@ -227,6 +263,12 @@ def test_sweep_records_every_trial_and_resumes(
             after.values,
             after.state,
         )
+
+    # A finished sweep run again runs nothing, and (quiet) prints only its front.
+    finished = slimsweep("run", "--quiet", *sweep_args(tmp_path, baseline_cache, n_trials=7))
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith("\nPareto front of sweep 'it'")
+    assert len(load(tmp_path).get_trials()) == 7
 
     # `slimsweep pareto` reads the same front back from the stores.
     shown = slimsweep("pareto", f"sweep.dir={tmp_path}")
@@ -386,6 +428,26 @@ def test_choose_export_and_register_a_model(
         refused = slimsweep(*args)
         assert refused.returncode == 2 and "it was changed; refusing it" in refused.stderr
     assert not (tmp_path / "c").exists()
+
+    # The quiet phase refuses the changed artifact too, in one line: the sweep still ends, its
+    # front on the in-sweep numbers, tagged in MLflow.
+    load(workdir).set_user_attr("quiet_latency", {})  # as if the quiet phase had not run
+    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    for run_id, run in trial_runs(workdir).items():
+        if "pareto" in run.data.tags:  # failed trials never get one
+            client.delete_tag(run_id, "pareto")
+    rerun = slimsweep("run", *sweep_args(workdir, baseline_cache, n_trials=4))
+    assert rerun.returncode == 0, rerun.stderr
+    warned = [line for line in rerun.stdout.splitlines() if line.startswith("quiet phase")]
+    assert len(warned) == 1 and f"artifact of trial {number} does not match" in warned[0]
+    assert "latency ms, quiet" not in rerun.stdout and "latency ms [95% CI]" in rerun.stdout
+    completed = {t.number: list(t.values) for t in study.get_trials() if t.values is not None}
+    tagged = {
+        int(run.data.tags["slimsweep.trial"])
+        for run in trial_runs(workdir).values()
+        if run.data.tags.get("pareto") == "true"
+    }
+    assert tagged == _non_dominated(completed) == front_trials(rerun.stdout)
 
     # Registering an intact trial puts it in MLflow's registry under the alias.
     other = next(n for n, s in states.items() if s == TrialState.COMPLETE and n != number)

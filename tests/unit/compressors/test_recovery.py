@@ -54,6 +54,20 @@ def test_feature_distillation_projects_a_narrower_student(
     assert not student.features[2]._forward_hooks  # and left no hooks behind
 
 
+def test_recovery_fine_tuning_keeps_every_pruned_weight_at_zero(
+    trained_digits, digits_task, digits_data
+) -> None:
+    context = StageContext(digits_data, task=digits_task, teacher=trained_digits)
+    pruned = STAGES.get("magnitude_prune").run(
+        CompressedModel(copy.deepcopy(trained_digits)), {"sparsity": 0.7}, context
+    )
+    before = [w.detach().clone() for w in prunable_weights(pruned.module)]
+    STAGES.get("distill").run(pruned, {"steps": 30, "learning_rate": 0.001}, context)
+    for weight, original in zip(prunable_weights(pruned.module), before, strict=True):
+        assert bool((weight[original == 0] == 0).all())  # every pruned position, not just some
+        assert not torch.equal(weight, original)  # while the kept weights did train
+
+
 @pytest.mark.parametrize(("mode", "keep"), [("rank", 0.25), ("energy", 0.8)])
 def test_low_rank_error_is_the_discarded_singular_values(
     trained_digits, digits_data, mode, keep
@@ -90,10 +104,11 @@ def test_weight_sharing_leaves_at_most_2_to_the_b_values(trained_digits, digits_
     pruned = STAGES.get("magnitude_prune").run(
         CompressedModel(copy.deepcopy(trained_digits)), {"sparsity": 0.5}, StageContext(digits_data)
     )
+    zeros = [w == 0 for w in prunable_weights(pruned.module)]
     out = STAGES.get("weight_share").run(pruned, {"bits": bits}, StageContext(digits_data))
-    for weight in prunable_weights(out.module):
+    for weight, pruned_here in zip(prunable_weights(out.module), zeros, strict=True):
         assert len(torch.unique(weight)) <= 2**bits
-        assert bool((weight == 0).any())  # pruned zeros stayed zeros
+        assert bool((weight[pruned_here] == 0).all())  # every pruned position stayed zero
     assert out.metrics["huffman_index_bytes"] <= out.metrics["packed_index_bytes"]
 
 

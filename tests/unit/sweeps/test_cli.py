@@ -66,3 +66,39 @@ def test_a_sweep_without_completed_trials_is_one_clear_line(
     error = capsys.readouterr().err
     assert error.strip() == "slimsweep: error: sweep 'empty' has no completed trials yet"
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_a_bad_run_config_is_exactly_one_line_on_stderr(tmp_path: Path) -> None:
+    for override in ("search.n_trail=3", "space.recipe.prune.sparsity.high=1.5", "task=nope"):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "slimsweep.sweeps.cli",
+                "run",
+                f"sweep.dir={tmp_path}",
+                override,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 2, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert run.stderr.startswith("slimsweep: error: ") and run.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_driver_on_the_same_sweep_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from slimsweep.sweeps.driver import _sweep_lock
+
+    with _sweep_lock(tmp_path, "held"):  # another driver runs the sweep
+        assert main(["run", f"sweep.dir={tmp_path}", "sweep.name=held"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        f"slimsweep: error: sweep 'held' is already being run by another driver "
+        f"({tmp_path / 'held.lock'})"
+    )
+    assert not (tmp_path / "optuna.db").exists()  # refused before the study was opened

@@ -53,9 +53,10 @@ def test_teacher_reproduces_the_packages_reference_embeddings(task, teacher) -> 
     inputs = task._tokenize(REFERENCE["sentences"], pad_to_max=True)
     with torch.no_grad():
         ours = teacher(**inputs)
+    # Computed by sentence-transformers on an Intel Xeon; ours agree to 1.8e-7 on an AMD EPYC.
+    # The tolerance is 50x that, and far below what skipping a step (pooling, L2 norm) costs.
     reference = torch.tensor(REFERENCE["embeddings"])
-    cosine = torch.nn.functional.cosine_similarity(ours, reference)
-    assert bool((cosine >= 0.999).all()), cosine
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
     assert _params(teacher) == FULL_PARAMETERS
 
 
