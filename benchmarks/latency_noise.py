@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from slimsweep.compressors import CompressedModel
-from slimsweep.sweeps.bench import measure_latency
-from slimsweep.sweeps.hardware import fingerprint
-from slimsweep.sweeps.node_lock import NodeLock
+from slimsweep.sweeps.engine.bench import measure_latency
+from slimsweep.sweeps.engine.hardware import fingerprint
+from slimsweep.sweeps.engine.node_lock import NodeLock
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNN

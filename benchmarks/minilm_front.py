@@ -26,17 +26,17 @@ from pathlib import Path
 import optuna
 
 from slimsweep.sweeps.config import compose
+from slimsweep.sweeps.engine.hardware import fingerprint
+from slimsweep.sweeps.engine.remeasure import Artifact, RemeasureRequest, remeasure
+from slimsweep.sweeps.engine.study import open_existing
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.hardware import fingerprint
-from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
-from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.tracking import TrackingStore
 from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
-from slimsweep.sweeps.study import open_existing
 from slimsweep.sweeps.task import build_task, evaluate_all
-from slimsweep.sweeps.tracking import TrackingStore
-from slimsweep.sweeps.worker import WorkerSpec
 
 TODAY, FP32, TODAY_TS = -1, -2, -3  # artifact ids beside the trial numbers
 BASELINES = {

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from slimsweep.compressors import CompressedModel, Int8Plan, WeightOnlyPlan
-from slimsweep.sweeps.bench import measure_latency
-from slimsweep.sweeps.hardware import fingerprint
+from slimsweep.sweeps.engine.bench import measure_latency
+from slimsweep.sweeps.engine.hardware import fingerprint
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNN

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from slimsweep.sweeps.config import compose
-from slimsweep.sweeps.hardware import fingerprint
+from slimsweep.sweeps.engine.hardware import fingerprint
+from slimsweep.sweeps.engine.trial import TrialRequest, run_trial
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.space import RecipeStep, describe_recipe
-from slimsweep.sweeps.trial import TrialRequest, run_trial
-from slimsweep.sweeps.worker import WorkerSpec
 
 
 def step(stage: str, **params: Any) -> RecipeStep:

@@ -103,10 +103,10 @@ def _run(args: argparse.Namespace) -> None:
 
     checked = check_task(settings.task)  # a wrong task is refused here, before any trial runs
     check_objectives(settings, checked.quality_metrics)
-    from slimsweep.sweeps.driver import run_sweep
-    from slimsweep.sweeps.pareto import format_front
+    from slimsweep.sweeps.engine.driver import run_sweep
     from slimsweep.sweeps.progress import LineProgress, LiveProgress
-    from slimsweep.sweeps.results import read_results
+    from slimsweep.sweeps.readers.pareto import format_front
+    from slimsweep.sweeps.results.rows import read_results
 
     live = not args.quiet and sys.stdout.isatty()
     progress = LiveProgress() if live else LineProgress(quiet=args.quiet)
@@ -132,8 +132,8 @@ def _results_of(args: argparse.Namespace):
     locate; reading never creates a store, and a sweep without a completed trial is an error."""
     from pathlib import Path
 
-    from slimsweep.sweeps.results import read_results
-    from slimsweep.sweeps.study import open_existing
+    from slimsweep.sweeps.engine.study import open_existing
+    from slimsweep.sweeps.results.rows import read_results
 
     if args.sweep and "=" in args.sweep:
         args.overrides.insert(0, args.sweep)
@@ -148,7 +148,7 @@ def _results_of(args: argparse.Namespace):
 
 
 def _pareto(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.pareto import format_front, front_json
+    from slimsweep.sweeps.readers.pareto import format_front, front_json
 
     results = _results_of(args)
     rows = results.front
@@ -161,7 +161,7 @@ def _pareto(args: argparse.Namespace) -> None:
 
 
 def _bounds(args: argparse.Namespace) -> list:
-    from slimsweep.sweeps.choose import Bound
+    from slimsweep.sweeps.readers.choose import Bound
 
     bounds = []
     for upper, specs in ((False, args.min), (True, args.max)):
@@ -185,8 +185,8 @@ def _pick(args: argparse.Namespace) -> None:
     import json
     from dataclasses import asdict
 
-    from slimsweep.sweeps.choose import choose
-    from slimsweep.sweeps.pareto import format_front
+    from slimsweep.sweeps.readers.choose import choose
+    from slimsweep.sweeps.readers.pareto import format_front
 
     results = _results_of(args)
     choice = choose(results, _bounds(args), args.knee)
@@ -198,20 +198,20 @@ def _pick(args: argparse.Namespace) -> None:
 
 
 def _store(args: argparse.Namespace):
-    from slimsweep.sweeps.tracking import TrackingStore
+    from slimsweep.sweeps.results.tracking import TrackingStore
 
     return TrackingStore(_config(args)["tracking"]["uri"])
 
 
 def _export(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.export import export_trial
+    from slimsweep.sweeps.readers.export import export_trial
 
     for path in export_trial(_results_of(args), args.trial, _store(args), args.to):
         print(path)
 
 
 def _register(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.export import verified_artifact
+    from slimsweep.sweeps.readers.export import verified_artifact
 
     results = _results_of(args)
     row = results.completed(args.trial)
@@ -224,7 +224,7 @@ def _register(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.report import report_html
+    from slimsweep.sweeps.readers.report import report_html
 
     results = _results_of(args)
     target = args.to or Path(_config(args)["sweep"]["dir"]) / f"{results.name}-report.html"
@@ -235,7 +235,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _ui(args: argparse.Namespace) -> None:
-    from slimsweep.sweeps.ui import serve
+    from slimsweep.sweeps.readers.ui import serve
 
     config = _config(args)
     serve(config["tracking"]["uri"], config["sweep"]["storage"], args.port)

@@ -106,7 +106,7 @@ def load_settings(overrides: list[str]) -> Settings:
 def check_objectives(settings: Settings, quality_metrics: tuple[str, ...]) -> None:
     """Objectives may name any metric every trial records: the task's quality scores (from
     its check), size, latency statistics, parameters, and the bytes each slot saved."""
-    from slimsweep.sweeps.keys import SAVED_BYTES_PREFIX, TRIAL_METRICS
+    from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX, TRIAL_METRICS
 
     slots = [f"{SAVED_BYTES_PREFIX}{slot.name}" for slot in settings.space.slots]
     recorded = (QUALITY, *quality_metrics, *TRIAL_METRICS, *slots)

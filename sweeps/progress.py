@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from slimsweep.sweeps.results import SweepResults
+from slimsweep.sweeps.results.rows import SweepResults
 
 
 class LineProgress:

@@ -5,10 +5,10 @@ either runs or was refused before launch."""
 import optuna
 
 from slimsweep.sweeps.config import load_settings
+from slimsweep.sweeps.engine.trial import TrialRequest, run_trial
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.space import describe_recipe
-from slimsweep.sweeps.trial import TrialRequest, run_trial
-from slimsweep.sweeps.worker import WorkerSpec
 
 
 def test_random_recipes_from_the_combined_space_all_run(baseline_cache, trained_digits) -> None:

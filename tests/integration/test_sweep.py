@@ -17,8 +17,8 @@ import yaml
 from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import compose
-from slimsweep.sweeps.hardware import fingerprint
-from slimsweep.sweeps.study import open_storage
+from slimsweep.sweeps.engine.hardware import fingerprint
+from slimsweep.sweeps.engine.study import open_storage
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from slimsweep.compressors import STAGES, CompressedModel, StageContext
 from slimsweep.compressors.finetune import TrainConfig, finetune
 from slimsweep.compressors.iterative_prune import sparsity_schedule
 from slimsweep.compressors.magnitude_prune import prunable_weights
-from slimsweep.sweeps.bench import time_runs
+from slimsweep.sweeps.engine.bench import time_runs
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.task import evaluate
 

@@ -92,7 +92,7 @@ def test_a_bad_run_config_is_exactly_one_line_on_stderr(tmp_path: Path) -> None:
 def test_a_second_driver_on_the_same_sweep_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from slimsweep.sweeps.driver import _sweep_lock
+    from slimsweep.sweeps.engine.driver import _sweep_lock
 
     with _sweep_lock(tmp_path, "held"):  # another driver runs the sweep
         assert main(["run", f"sweep.dir={tmp_path}", "sweep.name=held"]) == 2

@@ -2,7 +2,7 @@ import optuna
 from rich.console import Console
 
 from slimsweep.sweeps.progress import LineProgress, LiveProgress
-from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.results.rows import read_results
 
 
 def _study() -> optuna.Study:

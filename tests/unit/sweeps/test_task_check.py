@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from slimsweep.sweeps.engine.trial import TrialRequest, run_trial
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import ConfigError
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.space import RecipeStep
 from slimsweep.sweeps.task_check import check_task
-from slimsweep.sweeps.trial import TrialRequest, run_trial
-from slimsweep.sweeps.worker import WorkerSpec
 
 HERE = Path(__file__).parent
 

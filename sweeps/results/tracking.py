@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from slimsweep.sweeps.keys import (
+from slimsweep.sweeps.results.keys import (
     CONFIG_FILE,
     DETAILS_FILE,
     FAILURE_FILE,

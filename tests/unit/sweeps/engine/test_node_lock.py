@@ -4,7 +4,7 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from slimsweep.sweeps.node_lock import NodeLock
+from slimsweep.sweeps.engine.node_lock import NodeLock
 
 
 def _worker(

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.results import SweepResults, TrialRow
+from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,8 @@ def cached_task(task_json: str) -> Any:
 
 
 def set_up(spec: WorkerSpec) -> Worker:
-    from slimsweep.sweeps.hardware import fingerprint
-    from slimsweep.sweeps.node_lock import NodeLock
+    from slimsweep.sweeps.engine.hardware import fingerprint
+    from slimsweep.sweeps.engine.node_lock import NodeLock
     from slimsweep.sweeps.runtimes import build_runtime
 
     spec.plugins.load()

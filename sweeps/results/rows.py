@@ -9,7 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.keys import (
+from slimsweep.sweeps.results.keys import (
     ARTIFACT_ATTR,
     BASELINE_ATTR,
     HARDWARE_ATTR,

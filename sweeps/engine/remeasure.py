@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from slimsweep.sweeps.bench import LatencyStats, summarise, time_runs
+from slimsweep.sweeps.engine.bench import LatencyStats, summarise, time_runs
+from slimsweep.sweeps.engine.worker import WorkerSpec, set_up
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.task import Predict
-from slimsweep.sweeps.worker import WorkerSpec, set_up
 
 
 @dataclass(frozen=True)

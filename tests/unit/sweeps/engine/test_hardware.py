@@ -1,9 +1,9 @@
 import optuna
 
 from slimsweep.sweeps.config import load_settings
-from slimsweep.sweeps.hardware import fingerprint
+from slimsweep.sweeps.engine.hardware import fingerprint
+from slimsweep.sweeps.engine.recording import Recorder
 from slimsweep.sweeps.progress import LineProgress
-from slimsweep.sweeps.recording import Recorder
 
 
 def test_fingerprint_names_cpu_cores_and_gpu() -> None:

@@ -3,7 +3,7 @@ import time
 import numpy as np
 import pytest
 
-from slimsweep.sweeps.bench import measure_latency, median_confidence_interval, summarise
+from slimsweep.sweeps.engine.bench import measure_latency, median_confidence_interval, summarise
 from slimsweep.sweeps.errors import ConfigError
 from slimsweep.sweeps.settings import LatencySettings
 

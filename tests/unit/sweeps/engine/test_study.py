@@ -6,7 +6,7 @@ from typing import Any
 
 import optuna
 
-from slimsweep.sweeps.study import open_storage
+from slimsweep.sweeps.engine.study import open_storage
 
 
 def _open_at_once(url: str, start: Any, attempts: int) -> str:

@@ -13,17 +13,22 @@ from pathlib import Path
 import optuna
 
 from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.engine.quiet_phase import remeasure_front
+from slimsweep.sweeps.engine.ray_pool import RayPool
+from slimsweep.sweeps.engine.recording import Recorder
+from slimsweep.sweeps.engine.study import (
+    build_sampler,
+    finished_count,
+    interrupted_trials,
+    open_study,
+)
+from slimsweep.sweeps.engine.trial import TrialRequest, TrialResult, run_trial
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.plots import front_html, front_png
 from slimsweep.sweeps.progress import LineProgress
-from slimsweep.sweeps.quiet_phase import remeasure_front
-from slimsweep.sweeps.ray_pool import RayPool
-from slimsweep.sweeps.recording import Recorder
-from slimsweep.sweeps.results import read_results
-from slimsweep.sweeps.study import build_sampler, finished_count, interrupted_trials, open_study
-from slimsweep.sweeps.tracking import Tracker
-from slimsweep.sweeps.trial import TrialRequest, TrialResult, run_trial
-from slimsweep.sweeps.worker import WorkerSpec
+from slimsweep.sweeps.readers.plots import front_html, front_png
+from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.tracking import Tracker
 
 
 def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optuna.Study:

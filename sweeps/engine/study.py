@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import ConfigError, SweepError
-from slimsweep.sweeps.keys import LAST_RUN_AT_ATTR, REQUEUED_FROM_ATTR
+from slimsweep.sweeps.results.keys import LAST_RUN_AT_ATTR, REQUEUED_FROM_ATTR
 
 
 def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler:

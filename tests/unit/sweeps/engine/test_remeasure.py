@@ -8,10 +8,15 @@ import numpy as np
 
 from slimsweep.compressors import CompressedModel
 from slimsweep.sweeps.config import compose
-from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, interleaved_runs, remeasure
+from slimsweep.sweeps.engine.remeasure import (
+    Artifact,
+    RemeasureRequest,
+    interleaved_runs,
+    remeasure,
+)
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
-from slimsweep.sweeps.worker import WorkerSpec
 
 
 def test_rounds_interleave_the_candidates_a_b_c_a_b_c() -> None:

@@ -5,8 +5,8 @@ import random
 import optuna
 import pytest
 
-from slimsweep.sweeps.pareto import format_front, front_json
-from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.readers.pareto import format_front, front_json
+from slimsweep.sweeps.results.rows import read_results
 
 
 def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:

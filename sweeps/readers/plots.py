@@ -4,7 +4,7 @@ whose points show their recipe on hover (SVG tooltips: no script, nothing fetche
 import html
 from pathlib import Path
 
-from slimsweep.sweeps.results import SweepResults
+from slimsweep.sweeps.results.rows import SweepResults
 
 
 def _points(results: SweepResults) -> tuple[list[str], list[dict]]:

@@ -2,8 +2,8 @@ import re
 
 import optuna
 
-from slimsweep.sweeps.report import report_html, technique
-from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.readers.report import report_html, technique
+from slimsweep.sweeps.results.rows import read_results
 
 
 def _study() -> optuna.Study:

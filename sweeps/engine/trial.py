@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from slimsweep.sweeps.keys import SAVED_BYTES_PREFIX
+from slimsweep.sweeps.engine.worker import WorkerSpec, cached_task, set_up
+from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX
 from slimsweep.sweeps.space import RecipeStep
-from slimsweep.sweeps.worker import WorkerSpec, cached_task, set_up
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
 
 def _run(request: TrialRequest) -> TrialResult:
     from slimsweep.compressors import STAGES, CompressedModel, StageContext
-    from slimsweep.sweeps.bench import measure_latency
+    from slimsweep.sweeps.engine.bench import measure_latency
     from slimsweep.sweeps.task import evaluate_all
 
     started = time.perf_counter()

@@ -9,10 +9,10 @@ from pathlib import Path
 import yaml
 
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.keys import CONFIG_FILE, DETAILS_FILE
-from slimsweep.sweeps.pareto import describe_change
-from slimsweep.sweeps.results import SweepResults, TrialRow
-from slimsweep.sweeps.tracking import TrackingStore
+from slimsweep.sweeps.readers.pareto import describe_change
+from slimsweep.sweeps.results.keys import CONFIG_FILE, DETAILS_FILE
+from slimsweep.sweeps.results.rows import SweepResults, TrialRow
+from slimsweep.sweeps.results.tracking import TrackingStore
 
 
 def export_trial(

@@ -4,9 +4,9 @@ import html
 from collections import defaultdict
 
 from slimsweep.compressors.plans import FLOAT
-from slimsweep.sweeps.pareto import describe_change
-from slimsweep.sweeps.plots import front_svg, page
-from slimsweep.sweeps.results import SweepResults, TrialRow
+from slimsweep.sweeps.readers.pareto import describe_change
+from slimsweep.sweeps.readers.plots import front_svg, page
+from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 
 
 def report_html(results: SweepResults, config_yaml: str | None) -> str:

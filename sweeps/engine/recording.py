@@ -4,7 +4,9 @@ artifact logged. A failure is recorded with its reason, and the sweep goes on.""
 import optuna
 
 from slimsweep.sweeps.config import Settings
-from slimsweep.sweeps.keys import (
+from slimsweep.sweeps.engine.trial import TrialResult
+from slimsweep.sweeps.progress import LineProgress
+from slimsweep.sweeps.results.keys import (
     ARTIFACT_ATTR,
     BASELINE_ATTR,
     FAILURE_ATTR,
@@ -14,11 +16,9 @@ from slimsweep.sweeps.keys import (
     RECIPE_ATTR,
     RUN_ID_ATTR,
 )
-from slimsweep.sweeps.progress import LineProgress
-from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.tracking import Tracker
 from slimsweep.sweeps.space import RecipeStep, describe_recipe
-from slimsweep.sweeps.tracking import Tracker
-from slimsweep.sweeps.trial import TrialResult
 
 
 class Recorder:

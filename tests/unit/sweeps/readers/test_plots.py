@@ -3,8 +3,8 @@ from pathlib import Path
 
 import optuna
 
-from slimsweep.sweeps.plots import front_html, front_png
-from slimsweep.sweeps.results import read_results
+from slimsweep.sweeps.readers.plots import front_html, front_png
+from slimsweep.sweeps.results.rows import read_results
 
 
 def _study() -> optuna.Study:

@@ -6,14 +6,14 @@ worker) costs one line: the in-sweep numbers stand and the sweep still ends norm
 import optuna
 
 from slimsweep.sweeps.config import Settings
-from slimsweep.sweeps.keys import QUIET_ATTR, QUIET_SUFFIX
+from slimsweep.sweeps.engine.ray_pool import RayPool
+from slimsweep.sweeps.engine.recording import Recorder
+from slimsweep.sweeps.engine.remeasure import Artifact, RemeasureRequest, remeasure
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.progress import LineProgress
-from slimsweep.sweeps.ray_pool import RayPool
-from slimsweep.sweeps.recording import Recorder
-from slimsweep.sweeps.remeasure import Artifact, RemeasureRequest, remeasure
-from slimsweep.sweeps.results import read_results
-from slimsweep.sweeps.tracking import Tracker
-from slimsweep.sweeps.worker import WorkerSpec
+from slimsweep.sweeps.results.keys import QUIET_ATTR, QUIET_SUFFIX
+from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.tracking import Tracker
 
 
 def remeasure_front(

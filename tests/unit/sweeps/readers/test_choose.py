@@ -1,9 +1,9 @@
 import optuna
 import pytest
 
-from slimsweep.sweeps.choose import Bound, choose
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.results import SweepResults, read_results
+from slimsweep.sweeps.readers.choose import Bound, choose
+from slimsweep.sweeps.results.rows import SweepResults, read_results
 
 # accuracy (max), size (min), latency (min): a front with an obvious knee at trial 2
 POINTS = [

@@ -3,7 +3,7 @@
 import json
 from dataclasses import asdict
 
-from slimsweep.sweeps.results import SweepResults, TrialRow
+from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 
 
 def front_json(results: SweepResults, rows: list[TrialRow]) -> str:
