@@ -17,6 +17,7 @@ EXAMPLES = """examples:
   slimsweep export nightly 13 --to deploy/           artifact, recipe, config, model card
   slimsweep register nightly 13 --alias champion     into the MLflow Model Registry
   slimsweep report nightly                           one self-contained HTML page
+  slimsweep remeasure nightly                        the quiet phase now (e.g. after Ctrl-C)
   slimsweep ui                                       MLflow UI (and optuna-dashboard) on 127.0.0.1
 """
 
@@ -62,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     report = _reader(commands, "report", "write a one-page HTML report of a sweep")
     report.add_argument(
         "--to", type=Path, help="HTML file (default: SWEEP-report.html in sweep.dir)"
+    )
+    remeasure = _reader(
+        commands, "remeasure", "re-measure a sweep's front alone and interleaved, re-tag it"
+    )
+    remeasure.add_argument(
+        "--rounds", type=int, help="interleaved rounds (default: the sweep's quiet_rounds, or 5)"
     )
     ui = _reader(
         commands, "ui", "serve the sweeps' MLflow store (and Optuna's) on 127.0.0.1", sweep=None
@@ -234,6 +241,40 @@ def _report(args: argparse.Namespace) -> None:
     print(target)
 
 
+def _remeasure(args: argparse.Namespace) -> None:
+    """The quiet phase of a sweep, run now, with the config the sweep ran with; the stores
+    are those the overrides locate."""
+    import dataclasses
+
+    import yaml
+
+    from slimsweep.sweeps.config import settings_from
+    from slimsweep.sweeps.engine.driver import remeasure_sweep
+    from slimsweep.sweeps.progress import LineProgress
+    from slimsweep.sweeps.readers.pareto import format_front
+    from slimsweep.sweeps.results.rows import read_results
+
+    results = _results_of(args)
+    logged = _store(args).sweep_config(results.name)
+    if logged is None:
+        raise SweepError(f"sweep {results.name!r} has no config in MLflow to re-measure with")
+    resolved = yaml.safe_load(logged)
+    here = _config(args)
+    for key in ("dir", "storage", "cache_dir"):
+        resolved["sweep"][key] = here["sweep"][key]
+    resolved["tracking"] = here["tracking"]
+    settings = settings_from(resolved)
+    latency = settings.runtime.latency
+    if args.rounds is not None and args.rounds < 1:
+        raise SweepError(f"--rounds {args.rounds} must be at least 1")
+    rounds = args.rounds or latency.quiet_rounds or 5
+    runtime = dataclasses.replace(
+        settings.runtime, latency=dataclasses.replace(latency, quiet_rounds=rounds)
+    )
+    study = remeasure_sweep(dataclasses.replace(settings, runtime=runtime), LineProgress())
+    print(format_front(read_results(study)))
+
+
 def _ui(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.readers.ui import serve
 
@@ -248,6 +289,7 @@ COMMANDS = {
     "export": _export,
     "register": _register,
     "report": _report,
+    "remeasure": _remeasure,
     "ui": _ui,
 }
 

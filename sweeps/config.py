@@ -65,12 +65,16 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 
 def load_settings(overrides: list[str]) -> Settings:
     """Everything a sweep needs, checked: a wrong key or value fails here, naming it."""
+    return settings_from(compose(overrides))
+
+
+def settings_from(resolved: dict[str, Any]) -> Settings:
+    """Settings from a config as composed (by `compose`, or as a sweep logged it)."""
     from slimsweep.compressors import STAGES
     from slimsweep.sweeps.runtimes import RUNTIMES, runtime_config
     from slimsweep.sweeps.space import parse_space
     from slimsweep.sweeps.task import build_task
 
-    resolved = compose(overrides)
     plugins = Plugins(tuple(resolved.get("plugins") or ()), os.getcwd())
     plugins.load()
     try:

@@ -86,6 +86,9 @@ class LatencySettings:
     # After the sweep, the front is re-measured alone, interleaved (A B C A B C ...) for this
     # many rounds of `repeats` runs each; 0 keeps the in-sweep numbers.
     quiet_rounds: int = 5
+    # A trial is timed in this many rounds, each a block of it and a block of the baseline's
+    # artifact (A B, B A, ...): its latency is reported as a ratio to the baseline.
+    pair_rounds: int = 20
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
@@ -94,6 +97,8 @@ class LatencySettings:
             raise ConfigError(f"runtime.latency.repeats={self.repeats} must be at least 1")
         if self.min_seconds < 0:
             raise ConfigError(f"runtime.latency.min_seconds={self.min_seconds} must be 0 or more")
+        if self.pair_rounds < 1:
+            raise ConfigError(f"runtime.latency.pair_rounds={self.pair_rounds} must be at least 1")
         if self.quiet_rounds < 0:
             raise ConfigError(f"runtime.latency.quiet_rounds={self.quiet_rounds} must be 0 or more")
 

@@ -1,5 +1,8 @@
-"""Latency as measured: warm-up runs, then timed repeats summarised by median and spread."""
+"""Latency as measured: warm-up runs, then timed repeats summarised by median and spread;
+and a trial's latency paired with the baseline's in one window, so that what else the
+machine does hits both alike and their ratio stands."""
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -83,3 +86,96 @@ def measure_latency(
 ) -> LatencyStats:
     runs = time_runs(predict, inputs, settings.warmup, settings.repeats, settings.min_seconds)
     return summarise(runs)
+
+
+@dataclass(frozen=True)
+class PairedLatency:
+    """A candidate and the baseline's artifact timed in alternating blocks of one window."""
+
+    candidate: LatencyStats  # every timed run of the candidate in the window
+    baseline: LatencyStats  # every timed run of the baseline in the same window
+    ratio: float  # candidate / baseline: 10 %-trimmed means of all their runs in the window
+    ratio_ci95: tuple[float, float]  # bootstrap over rounds
+    rounds: int
+
+    def as_metrics(self) -> dict[str, float]:
+        """What the worker records; the driver turns the ratio back into milliseconds with
+        the sweep's reference (see `paired_estimate`)."""
+        return {
+            "latency_ms_median_measured": self.candidate.median_ms,
+            "latency_ms_p10": self.candidate.p10_ms,
+            "latency_ms_p90": self.candidate.p90_ms,
+            "latency_ms_std": self.candidate.std_ms,
+            "latency_repeats": float(self.candidate.repeats),
+            "baseline_latency_ms_median": self.baseline.median_ms,
+            "latency_ratio": self.ratio,
+            "latency_ratio_ci95_low": self.ratio_ci95[0],
+            "latency_ratio_ci95_high": self.ratio_ci95[1],
+        }
+
+
+def measure_paired(
+    predict: Predict, baseline: Predict, inputs: dict[str, np.ndarray], settings: LatencySettings
+) -> PairedLatency:
+    """`pair_rounds` rounds, each a short block of the candidate and one of the baseline, the
+    order alternating (A B, B A, ...) so that a steady drift cancels. Each block runs one
+    untimed call, then at least `repeats / pair_rounds` timed ones and at least
+    `min_seconds / (2 pair_rounds)` of timing: the window times each artifact for about
+    half of `min_seconds`.
+
+    The ratio is of trimmed means, not medians: on a machine that other work loads, a run is
+    slowed by the share of the CPU it got, and the mean over many short blocks averages that
+    share alike for both sides (medians of runs jump between "had a core" and "shared one")."""
+    for artifact in (predict, baseline):
+        time_runs(artifact, inputs, settings.warmup, 0)
+    rounds = settings.pair_rounds
+    runs = math.ceil(settings.repeats / rounds)
+    block_seconds = settings.min_seconds / (2 * rounds)
+    candidate: list[np.ndarray] = []
+    reference: list[np.ndarray] = []
+    for round_number in range(rounds):
+        blocks = [(candidate, predict), (reference, baseline)]
+        for sink, artifact in blocks if round_number % 2 == 0 else reversed(blocks):
+            sink.append(time_runs(artifact, inputs, 1, runs, block_seconds))
+    return PairedLatency(
+        summarise(np.concatenate(candidate)),
+        summarise(np.concatenate(reference)),
+        _ratio(candidate, reference),
+        _ratio_interval(candidate, reference),
+        rounds,
+    )
+
+
+def _ratio(candidate: list[np.ndarray], reference: list[np.ndarray]) -> float:
+    from scipy.stats import trim_mean
+
+    return float(
+        trim_mean(np.concatenate(candidate), 0.1) / trim_mean(np.concatenate(reference), 0.1)
+    )
+
+
+def _ratio_interval(
+    candidate: list[np.ndarray], reference: list[np.ndarray], resamples: int = 400
+) -> tuple[float, float]:
+    """95 % bootstrap interval of the ratio, resampling whole rounds (a round's two blocks
+    shared one stretch of the machine's weather, so they stay together)."""
+    rng = np.random.default_rng(0)
+    rounds = len(candidate)
+    ratios = []
+    for _ in range(resamples):
+        chosen = rng.integers(0, rounds, rounds)
+        ratios.append(_ratio([candidate[i] for i in chosen], [reference[i] for i in chosen]))
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def paired_estimate(metrics: dict[str, float], reference_ms: float) -> dict[str, float]:
+    """The latency a trial reports: its ratio to the baseline, measured in one window, times
+    the sweep's reference median of the baseline. Drift and other tenants hit both sides of
+    the ratio, so this figure does not move with the machine's load; Optuna learns from it."""
+    return {
+        "latency_reference_ms": reference_ms,
+        "latency_ms_median": metrics["latency_ratio"] * reference_ms,
+        "latency_ms_ci95_low": metrics["latency_ratio_ci95_low"] * reference_ms,
+        "latency_ms_ci95_high": metrics["latency_ratio_ci95_high"] * reference_ms,
+    }

@@ -20,6 +20,7 @@ from slimsweep.sweeps.engine.study import (
     build_sampler,
     finished_count,
     interrupted_trials,
+    open_existing,
     open_study,
 )
 from slimsweep.sweeps.engine.trial import TrialRequest, TrialResult, run_trial
@@ -27,6 +28,7 @@ from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.readers.plots import front_html, front_png
+from slimsweep.sweeps.results.keys import FINISHED_ATTR
 from slimsweep.sweeps.results.rows import read_results
 from slimsweep.sweeps.results.tracking import Tracker
 
@@ -40,6 +42,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
     workdir.mkdir(parents=True, exist_ok=True)
     with _sweep_lock(workdir, settings.sweep.name):
         study = open_study(settings, sampler)
+        study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
         tracker = Tracker(
             settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name
         )
@@ -59,8 +62,32 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
         if remaining > 0:
             progress.begin(remaining)
             _run_trials(settings, study, recorder, remaining)
-        remeasure_front(settings, study, tracker, recorder, progress)
-        _finish(study, tracker)
+        failure = remeasure_front(settings, study, tracker, recorder, progress)
+        if failure:
+            progress.warning(f"{QUIET_FAILED} ({failure}); {IN_SWEEP_NUMBERS}")
+        _finish(study, tracker, finished=True)
+        study.set_user_attr(FINISHED_ATTR, True)
+    return study
+
+
+QUIET_FAILED = "quiet phase not used"
+IN_SWEEP_NUMBERS = "the front keeps its in-sweep latencies"
+
+
+def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
+    """The quiet phase on demand (after an interrupted sweep, or to measure a front again):
+    the front and the baseline re-measured alone and interleaved, then the front re-tagged
+    and re-plotted. Refused while a driver runs the sweep."""
+    with _sweep_lock(Path(settings.sweep.dir), settings.sweep.name):
+        study = open_existing(settings.sweep.storage, settings.sweep.name)
+        tracker = Tracker(
+            settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name
+        )
+        recorder = Recorder(settings, study, tracker, progress)
+        failure = remeasure_front(settings, study, tracker, recorder, progress, again=True)
+        _finish(study, tracker, finished=bool(study.user_attrs.get(FINISHED_ATTR, True)))
+    if failure:
+        raise SweepError(f"{QUIET_FAILED} ({failure}); {IN_SWEEP_NUMBERS}")
     return study
 
 
@@ -87,8 +114,9 @@ def _run_trials(
         recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
 
 
-def _finish(study: optuna.Study, tracker: Tracker) -> None:
-    """Tag every trial run pareto=true/false and put the front's plots on the sweep's run."""
+def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:
+    """Tag every trial run pareto=true/false and put the front's plots on the sweep's run;
+    the sweep's run ends FINISHED, or KILLED when its driver never reached the end."""
     results = read_results(study)
     with tempfile.TemporaryDirectory(prefix="slimsweep-plots-") as scratch:
         plots = [Path(scratch) / "front.png", Path(scratch) / "front.html"]
@@ -99,6 +127,7 @@ def _finish(study: optuna.Study, tracker: Tracker) -> None:
             {r.run_id for r in results.front},
             [r.run_id for r in results.rows if r.run_id],
             plots if results.front else [],
+            "FINISHED" if finished else "KILLED",
         )
 
 

@@ -1,7 +1,8 @@
-"""The driver's side of the quiet phase: after the trials, the front's candidates and the
-baseline are re-measured alone and interleaved on one node, and the front then uses those
-numbers. Whatever goes wrong here (a changed artifact, a runtime that fails to load, a lost
-worker) costs one line: the in-sweep numbers stand and the sweep still ends normally."""
+"""The driver's side of the quiet phase: after the trials (or on demand, `slimsweep
+remeasure`), the front's candidates and the baseline are re-measured alone and interleaved
+on one node, and the front then uses those numbers. Whatever goes wrong here (a changed
+artifact, a runtime that fails to load, a lost worker) comes back as one reason: the
+in-sweep numbers stand and the sweep still ends normally."""
 
 import optuna
 
@@ -22,16 +23,19 @@ def remeasure_front(
     tracker: Tracker,
     recorder: Recorder,
     progress: LineProgress,
-) -> bool:
-    """Re-measure the front if it has not been; False (and one line said) if that failed."""
+    *,
+    again: bool = False,
+) -> str | None:
+    """Re-measure the front if it has not been (or `again`); the reason if that failed."""
     results = read_results(study, quiet=False)
     candidates = list(results.front)
     if results.baseline is not None and not results.on_front(results.baseline.trial):
         candidates.append(results.baseline)  # measured beside the front: ratios compare alike
     done = study.user_attrs.get(QUIET_ATTR, {})
     rounds = settings.runtime.latency.quiet_rounds
-    if not rounds or not candidates or {str(r.trial) for r in candidates} <= set(done):
-        return True
+    measured = not again and {str(r.trial) for r in candidates} <= set(done)
+    if not rounds or not candidates or measured:
+        return None
     progress.message(
         f"re-measuring {len(candidates)} candidates (front and baseline) alone, "
         f"interleaved ({rounds} rounds)"
@@ -49,11 +53,9 @@ def remeasure_front(
     except Exception as error:  # the stores or Ray: the sweep's results must still be shown
         failure = f"{type(error).__name__}: {error}"
     if failure:
-        reason = failure.strip().splitlines()[-1]
-        progress.warning(f"quiet phase not used ({reason}); the front keeps its in-sweep latencies")
-        return False
+        return failure.strip().splitlines()[-1]
     quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}
     study.set_user_attr(QUIET_ATTR, quiet)  # one phase: numbers comparable with each other
     for row in candidates:
         tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
-    return True
+    return None

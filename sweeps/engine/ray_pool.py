@@ -15,12 +15,16 @@ class RayPool:
         import ray
 
         if not ray.is_initialized():
+            local = cluster.address is None
             ray.init(
                 address=cluster.address,
-                num_cpus=cluster.num_cpus if cluster.address is None else None,
+                num_cpus=cluster.num_cpus if local else None,
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level=logging.ERROR,
+                # Ray runs its workers at nice 15: any other process on the node would then
+                # take their CPU, and a latency measured there would time the queue.
+                _system_config={"worker_niceness": 0} if local else None,
             )
         self.cluster = cluster
         self._pending: dict[Any, Any] = {}  # Ray object ref → the caller's key

@@ -4,6 +4,7 @@ artifact logged. A failure is recorded with its reason, and the sweep goes on.""
 import optuna
 
 from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.engine.bench import paired_estimate
 from slimsweep.sweeps.engine.trial import TrialResult
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.results.keys import (
@@ -14,6 +15,7 @@ from slimsweep.sweeps.results.keys import (
     METRICS_ATTR,
     PHASES_ATTR,
     RECIPE_ATTR,
+    REFERENCE_LATENCY_ATTR,
     RUN_ID_ATTR,
 )
 from slimsweep.sweeps.results.rows import read_results
@@ -41,26 +43,27 @@ class Recorder:
         return run_id
 
     def record(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> None:
-        reason = result.error or self._refusal(result)
+        reason = result.error or self.hardware_refusal(result.hardware)
         if reason is not None:
             self.fail(trial, run_id, reason)
             return
+        metrics = {**result.metrics, **paired_estimate(result.metrics, self._reference(result))}
         names = self.settings.metric_names()
-        values = [result.metrics[name] for name in names]
+        missing = [name for name in names if name not in metrics]
+        if missing:
+            recorded = ", ".join(sorted(metrics))
+            self.fail(trial, run_id, f"the trial recorded no {', '.join(missing)} ({recorded})")
+            return
+        values = [metrics[name] for name in names]
         try:
             details = {"hardware": result.hardware, "phases": result.phases}
             self.tracker.finish_trial(
-                run_id,
-                result.metrics,
-                result.artifact_name,
-                result.artifact,
-                result.sha256,
-                details,
+                run_id, metrics, result.artifact_name, result.artifact, result.sha256, details
             )
         except Exception as error:
             self.fail(trial, run_id, f"recording the trial failed: {error!r}")
             return
-        trial.set_user_attr(METRICS_ATTR, result.metrics)
+        trial.set_user_attr(METRICS_ATTR, metrics)
         trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         trial.set_user_attr(PHASES_ATTR, result.phases)
         self.study.tell(trial, values)
@@ -74,12 +77,15 @@ class Recorder:
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.progress.failed(trial.number, last_line)
 
-    def _refusal(self, result: TrialResult) -> str | None:
-        missing = [n for n in self.settings.metric_names() if n not in result.metrics]
-        if missing:
-            recorded = ", ".join(sorted(result.metrics))
-            return f"the trial recorded no {', '.join(missing)} (it recorded: {recorded})"
-        return self.hardware_refusal(result.hardware)
+    def _reference(self, result: TrialResult) -> float:
+        """The baseline median that every trial's latency ratio is scaled by: the one the
+        first recorded trial measured beside itself, kept for the whole sweep so that every
+        trial's figure is on one scale."""
+        reference = self.study.user_attrs.get(REFERENCE_LATENCY_ATTR)
+        if reference is None:
+            reference = result.metrics["baseline_latency_ms_median"]
+            self.study.set_user_attr(REFERENCE_LATENCY_ATTR, reference)
+        return reference
 
     def hardware_refusal(self, hardware: str) -> str | None:
         """Latencies from two hardware targets must not meet in one objective, unless allowed."""

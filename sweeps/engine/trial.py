@@ -43,10 +43,20 @@ class TrialResult:
 
 
 @dataclass(frozen=True)
+class _BaselineArtifact:
+    """The baseline exported by this worker's runtime: every trial's latency is paired with
+    it, and its size is where the first stage's saved bytes start."""
+
+    size: int
+    predict: Any
+    folder: tempfile.TemporaryDirectory  # keeps the file while the worker lives
+
+
+@dataclass(frozen=True)
 class _Prepared:
     data: Any
     baseline: torch.nn.Module
-    baseline_bytes: dict[str, int] = field(default_factory=dict)  # per runtime config
+    artifacts: dict[str, _BaselineArtifact] = field(default_factory=dict)  # per runtime config
 
 
 @functools.cache
@@ -71,7 +81,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
 
 def _run(request: TrialRequest) -> TrialResult:
     from slimsweep.compressors import STAGES, CompressedModel, StageContext
-    from slimsweep.sweeps.engine.bench import measure_latency
+    from slimsweep.sweeps.engine.bench import measure_paired
     from slimsweep.sweeps.task import evaluate_all
 
     started = time.perf_counter()
@@ -86,6 +96,12 @@ def _run(request: TrialRequest) -> TrialResult:
         runtime.export(model, worker.example, calibration, path)
         return path.read_bytes()
 
+    def baseline_artifact() -> _BaselineArtifact:
+        folder = tempfile.TemporaryDirectory(prefix="slimsweep-baseline-")
+        path = Path(folder.name) / runtime.artifact_name
+        size = len(artifact_bytes(CompressedModel(prepared.baseline), path))
+        return _BaselineArtifact(size, runtime.load(path), folder)
+
     with tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch:
         with lock.compute("compress"):
             model = CompressedModel(copy.deepcopy(prepared.baseline))
@@ -94,9 +110,10 @@ def _run(request: TrialRequest) -> TrialResult:
             # The bytes each stage saves, from real artifacts exported after each stage (the
             # baseline's once per worker and runtime).
             runtime_key = repr(request.worker.runtime)
-            if runtime_key not in prepared.baseline_bytes:
-                prepared.baseline_bytes[runtime_key] = len(artifact_bytes(model, path))
-            sizes = [prepared.baseline_bytes[runtime_key]]
+            if runtime_key not in prepared.artifacts:
+                prepared.artifacts[runtime_key] = baseline_artifact()
+            baseline = prepared.artifacts[runtime_key]
+            sizes = [baseline.size]
             for step in request.recipe:
                 model = STAGES.get(step.stage).run(model, step.params, context)
                 sizes.append(len(artifact_bytes(model, path)))
@@ -104,8 +121,8 @@ def _run(request: TrialRequest) -> TrialResult:
             predict = runtime.load(path)
             scores = evaluate_all(task, predict, data.eval)
         with lock.measure("latency"):
-            latency = measure_latency(
-                predict, worker.latency_inputs, request.worker.runtime.latency
+            latency = measure_paired(
+                predict, baseline.predict, worker.latency_inputs, request.worker.runtime.latency
             )
     parameters = list(model.module.parameters())
     metrics = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.readers.pareto import describe_change
+from slimsweep.sweeps.readers.pareto import UNFINISHED, describe_change, not_remeasured
 from slimsweep.sweeps.results.keys import CONFIG_FILE, DETAILS_FILE
 from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 from slimsweep.sweeps.results.tracking import TrackingStore
@@ -66,8 +66,14 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         f"- runtime: {config['runtime']['name']} ({config['runtime'].get('threads')} threads)",
         f"- measured on: {details.get('hardware', 'unknown')}",
         f"- task: {config['task'].get('name', config['task'].get('_target_'))}",
-        f"- on the Pareto front: {'yes' if on_front else 'no'}"
-        + (" (latency re-measured in the quiet phase)" if row.remeasured else ""),
+        f"- on the Pareto front: {'yes' if on_front else 'no'}",
+        f"- sweep: {'finished' if results.finished else UNFINISHED}",
+        "- latency: "
+        + (
+            "re-measured alone in the quiet phase"
+            if row.remeasured
+            else not_remeasured(results.name)
+        ),
         f"- MLflow run: {row.run_id}",
         "",
         "| objective | value | baseline | vs baseline |",

@@ -15,6 +15,7 @@ def front_json(results: SweepResults, rows: list[TrialRow]) -> str:
                 {"metric": n, "direction": "maximize" if up else "minimize"}
                 for n, up in results.objectives.items()
             ],
+            "finished": results.finished,
             "baseline": asdict(reference) if reference else None,
             "front": [
                 {**asdict(r), "versus_baseline": results.versus(r) if reference else None}
@@ -34,6 +35,8 @@ def format_front(
         f"trials ({results.failed} failed)"
     )
     title = heading if title is None else title
+    if not results.finished:
+        title += f"\n{UNFINISHED}"
     if not rows:
         return f"{title}\n(no completed trials yet)"
     reference = results.baseline
@@ -47,7 +50,9 @@ def format_front(
     for r in rows:
         compared = results.versus(r)
         cells = [
-            _cell(n, r.values[n], r.metrics) + _change(compared.get(n), up)
+            _cell(n, r.values[n], r.metrics)
+            + _change(compared.get(n), up)
+            + (" *" if n in LATENCIES and not r.remeasured else "")
             for n, up in directions.items()
         ]
         body.append([str(r.trial), r.recipe, *cells, r.run_id])
@@ -56,7 +61,22 @@ def format_front(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
         for line in [header, *body]
     ]
-    return "\n".join([title, lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+    table = [title, lines[0], "  ".join("-" * w for w in widths), *lines[1:]]
+    if any(n in LATENCIES for n in directions) and not all(r.remeasured for r in rows):
+        table.append(not_remeasured(results.name, "* "))
+    return "\n".join(table)
+
+
+UNFINISHED = "UNFINISHED: its driver stopped early or is still running; the front may change"
+LATENCIES = ("latency_ms_median", "latency_ms_p10", "latency_ms_p90")
+
+
+def not_remeasured(sweep: str, marker: str = "") -> str:
+    """What a latency that no quiet phase re-measured is, and how to re-measure it."""
+    return (
+        f"{marker}latency measured during the sweep, paired with the baseline's artifact (ratio "
+        f"to it x the sweep's reference), not re-measured alone: `slimsweep remeasure {sweep}`"
+    )
 
 
 def _summary(row: TrialRow) -> str:

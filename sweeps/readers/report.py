@@ -4,7 +4,7 @@ import html
 from collections import defaultdict
 
 from slimsweep.compressors.plans import FLOAT
-from slimsweep.sweeps.readers.pareto import describe_change
+from slimsweep.sweeps.readers.pareto import UNFINISHED, describe_change, not_remeasured
 from slimsweep.sweeps.readers.plots import front_svg, page
 from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 
@@ -33,6 +33,7 @@ def report_html(results: SweepResults, config_yaml: str | None) -> str:
     body = f"""<h1>Sweep {html.escape(results.name)}</h1>
 <p>{len(results.rows)} completed trials, {results.failed} failed; {len(rows)} on the Pareto
 front. Measured on: {html.escape(results.hardware)}. Baseline: {base}.</p>
+{_caveats(results)}
 <h2>Front</h2>
 {front_svg(results)}
 <table id="front-table"><tr><th>trial</th><th>recipe</th>{header}<th>MLflow run</th></tr>
@@ -40,10 +41,19 @@ front. Measured on: {html.escape(results.hardware)}. Baseline: {base}.</p>
 <p>In brackets: the difference from the baseline for a maximized objective, the ratio
 (x better) for a minimized one.</p>
 <h2>By technique</h2>
+<p>Best numbers each technique reached, as measured during the sweep (latency: paired with
+the baseline, not re-measured).</p>
 {_by_technique(results.rows, directions)}
 <h2>Config</h2>
 <pre>{html.escape(config_yaml or "(not recorded)")}</pre>"""
     return page(f"slimsweep report: {results.name}", body)
+
+
+def _caveats(results: SweepResults) -> str:
+    said = [] if results.finished else [UNFINISHED]
+    if results.front and not results.remeasured:
+        said.append(not_remeasured(results.name))
+    return "".join(f'<p class="caveat"><b>{html.escape(line)}</b></p>' for line in said)
 
 
 def technique(params: dict) -> str:

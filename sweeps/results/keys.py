@@ -18,7 +18,9 @@ REQUEUED_FROM_ATTR = "requeued_from"  # an interrupted trial's number, on its re
 # Optuna study attributes
 HARDWARE_ATTR = "hardware"  # the fingerprint every latency of the sweep comes from
 QUIET_ATTR = "quiet_latency"  # {trial number: latency metrics of the quiet phase}
+REFERENCE_LATENCY_ATTR = "latency_reference_ms"  # the baseline median latencies are scaled to
 LAST_RUN_AT_ATTR = "last_run_at"  # ISO time a driver last opened the sweep
+FINISHED_ATTR = "finished"  # True once a driver ran the sweep to its end; False while not
 QUIET_SUFFIX = "_quiet"  # metric names of the quiet phase: latency_ms_median_quiet, ...
 
 # MLflow tags
@@ -38,9 +40,23 @@ DETAILS_FILE = "trial.json"  # hardware fingerprint and phase windows
 FAILURE_FILE = "failure.txt"  # a failed trial's traceback
 PLOTS_FOLDER = "front"  # front.png and front.html on the parent run
 
-# What every completed trial records, besides its task's quality scores.
-LATENCY_METRICS = tuple(
-    f"latency_ms_{stat}" for stat in ("median", "p10", "p90", "ci95_low", "ci95_high", "std")
-) + ("latency_repeats",)
+# What every completed trial records, besides its task's quality scores. Its latency is
+# timed paired with the baseline's artifact: latency_ms_median (and its CI) is the ratio to
+# the baseline times the sweep's reference; the others are the window's own numbers.
+LATENCY_METRICS = (
+    "latency_ms_median",
+    "latency_ms_ci95_low",
+    "latency_ms_ci95_high",
+    "latency_ratio",
+    "latency_ratio_ci95_low",
+    "latency_ratio_ci95_high",
+    "latency_reference_ms",
+    "latency_ms_median_measured",
+    "baseline_latency_ms_median",
+    "latency_ms_p10",
+    "latency_ms_p90",
+    "latency_ms_std",
+    "latency_repeats",
+)
 TRIAL_METRICS = ("size_bytes", "param_count", "zero_fraction", "trial_seconds", *LATENCY_METRICS)
 SAVED_BYTES_PREFIX = "saved_bytes/"  # + slot name: the bytes that slot's stage saved

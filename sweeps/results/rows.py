@@ -12,6 +12,7 @@ from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.results.keys import (
     ARTIFACT_ATTR,
     BASELINE_ATTR,
+    FINISHED_ATTR,
     HARDWARE_ATTR,
     METRICS_ATTR,
     QUIET_ATTR,
@@ -49,6 +50,12 @@ class SweepResults:
     baseline: TrialRow | None
     states: dict[int, str] = field(default_factory=dict)  # every trial's Optuna state
     hardware: str = "unknown"
+    finished: bool = True  # a driver ran the sweep to its end (quiet phase included)
+
+    @property
+    def remeasured(self) -> bool:
+        """The front's latencies come from a quiet phase, not from the sweep itself."""
+        return bool(self.front) and all(r.remeasured for r in self.front)
 
     @property
     def failed(self) -> int:
@@ -119,6 +126,7 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
         baseline=baseline,
         states={t.number: t.state.name for t in trials},
         hardware=str(study.user_attrs.get(HARDWARE_ATTR, "unknown")),
+        finished=bool(study.user_attrs.get(FINISHED_ATTR, True)),
     )
     return replace(results, front=results.sorted_by(candidates, next(iter(objectives))))
 

@@ -187,7 +187,7 @@ class Tracker(TrackingStore):
         return len(stale)
 
     def finish_sweep(
-        self, front_run_ids: set[str], trial_run_ids: list[str], plots: list[Path]
+        self, front_run_ids: set[str], trial_run_ids: list[str], plots: list[Path], status: str
     ) -> None:
         """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front,
         and put the front's plots on the sweep's run."""
@@ -195,7 +195,7 @@ class Tracker(TrackingStore):
             self.client.set_tag(run_id, PARETO_TAG, str(run_id in front_run_ids).lower())
         for plot in plots:
             self.client.log_artifact(self.sweep_run_id, str(plot), PLOTS_FOLDER)
-        self.client.set_terminated(self.sweep_run_id, "FINISHED")
+        self.client.set_terminated(self.sweep_run_id, status)
 
 
 def _last_line(text: str) -> str:

@@ -339,6 +339,28 @@ def test_killed_driver_loses_no_completed_trial(
     interrupted = {n for n, t in before.items() if t.state == TrialState.RUNNING}
     assert interrupted
 
+    # Read now, the front says the sweep is unfinished and that no latency was re-measured;
+    # so does a model card exported now.
+    shown = slimsweep("pareto", SWEEP, f"sweep.dir={tmp_path}")
+    assert shown.returncode == 0, shown.stderr
+    assert "UNFINISHED" in shown.stdout and "latency ms [95% CI]" in shown.stdout
+    assert shown.stdout.rstrip().endswith(f"not re-measured alone: `slimsweep remeasure {SWEEP}`")
+    on_front = min(front_trials(shown.stdout))
+    card = tmp_path / "card"
+    exported = slimsweep("export", SWEEP, str(on_front), f"sweep.dir={tmp_path}", "--to", str(card))
+    assert exported.returncode == 0, exported.stderr
+    text = (card / "MODEL_CARD.md").read_text()
+    assert "- sweep: UNFINISHED" in text and "- latency: latency measured during the sweep" in text
+
+    # `slimsweep remeasure` runs the quiet phase now: the front is re-measured (still unfinished).
+    remeasured = slimsweep("remeasure", SWEEP, f"sweep.dir={tmp_path}", "--rounds", "2")
+    assert remeasured.returncode == 0, remeasured.stderr
+    assert "UNFINISHED" in remeasured.stdout and "latency ms, quiet" in remeasured.stdout
+    assert "not re-measured" not in remeasured.stdout
+    quiet = load(tmp_path).user_attrs["quiet_latency"]
+    assert {str(n) for n in front_trials(remeasured.stdout)} <= set(quiet)
+    assert all(q["latency_repeats_quiet"] == 2 * 10 for q in quiet.values())
+
     resumed = slimsweep("run", *args)
     assert resumed.returncode == 0, resumed.stderr
     after = {t.number: t for t in load(tmp_path).get_trials()}
@@ -357,6 +379,7 @@ def test_killed_driver_loses_no_completed_trial(
     assert all(run.info.status != "RUNNING" for run in runs.values())
     counted = [t for t in after.values() if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
     assert len(counted) - len(interrupted) == 6
+    assert "UNFINISHED" not in resumed.stdout
 
 
 def test_choose_export_and_register_a_model(

@@ -3,7 +3,13 @@ import time
 import numpy as np
 import pytest
 
-from slimsweep.sweeps.engine.bench import measure_latency, median_confidence_interval, summarise
+from slimsweep.sweeps.engine.bench import (
+    measure_latency,
+    measure_paired,
+    median_confidence_interval,
+    paired_estimate,
+    summarise,
+)
 from slimsweep.sweeps.errors import ConfigError
 from slimsweep.sweeps.settings import LatencySettings
 
@@ -83,3 +89,38 @@ def test_too_few_samples_give_the_whole_range() -> None:
 def test_bad_latency_settings_are_refused(kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
         LatencySettings(**kwargs)
+
+
+def test_paired_ratio_holds_while_the_machine_drifts_threefold() -> None:
+    """A costs 2 ms and B 1 ms, times a slowdown that grows from 1x to ~3x during the window
+    (another tenant arriving): absolute medians move, the ratio to B does not."""
+    calls = [0]
+
+    def busy(milliseconds: float):
+        def predict(inputs: dict[str, np.ndarray]) -> None:
+            calls[0] += 1
+            slowdown = 1 + calls[0] / 150
+            end = time.perf_counter() + milliseconds * slowdown / 1e3
+            while time.perf_counter() < end:
+                pass
+
+        return predict
+
+    settings = LatencySettings(warmup=1, repeats=40, min_seconds=0, pair_rounds=20)
+    paired = measure_paired(busy(2.0), busy(1.0), {}, settings)
+    assert paired.candidate.p90_ms > 1.5 * paired.candidate.p10_ms  # the drift is real
+    assert abs(paired.ratio - 2.0) < 0.1, paired.ratio
+    assert paired.ratio_ci95[0] <= 2.0 <= paired.ratio_ci95[1]
+    assert paired.rounds == 20 and paired.candidate.repeats == paired.baseline.repeats == 40
+    metrics = paired.as_metrics()
+    assert metrics["latency_ratio"] == paired.ratio
+    estimate = paired_estimate(metrics, reference_ms=3.0)
+    assert estimate["latency_ms_median"] == pytest.approx(3.0 * paired.ratio)
+
+
+def test_the_pair_alternates_which_goes_first() -> None:
+    order: list[str] = []
+    settings = LatencySettings(warmup=0, repeats=4, min_seconds=0, pair_rounds=4)
+    measure_paired(lambda _: order.append("a"), lambda _: order.append("b"), {}, settings)
+    # each block: one untimed call, then repeats / pair_rounds = 1 timed call
+    assert "".join(order) == "aabb" + "bbaa" + "aabb" + "bbaa"
