@@ -92,11 +92,12 @@ def measure_latency(
 class PairedLatency:
     """A candidate and the baseline's artifact timed in alternating blocks of one window."""
 
-    candidate: LatencyStats  # every timed run of the candidate in the window
-    baseline: LatencyStats  # every timed run of the baseline in the same window
-    ratio: float  # candidate / baseline: 10 %-trimmed means of all their runs in the window
+    candidate: LatencyStats  # wall-clock times of every timed run of the candidate
+    baseline: LatencyStats  # the same for the baseline, in the same window
+    ratio: float  # candidate / baseline, of 10 %-trimmed means over the window
     ratio_ci95: tuple[float, float]  # bootstrap over rounds
     rounds: int
+    cpu_clock: bool  # the ratio is of the measuring thread's CPU time (else of wall time)
 
     def as_metrics(self) -> dict[str, float]:
         """What the worker records; the driver turns the ratio back into milliseconds with
@@ -111,11 +112,38 @@ class PairedLatency:
             "latency_ratio": self.ratio,
             "latency_ratio_ci95_low": self.ratio_ci95[0],
             "latency_ratio_ci95_high": self.ratio_ci95[1],
+            "latency_ratio_cpu_clock": float(self.cpu_clock),
         }
 
 
+@dataclass(frozen=True)
+class _Block:
+    wall_ms: np.ndarray
+    cpu_ms: np.ndarray  # CPU time of the calling thread during each run
+
+
+def _timed_block(
+    predict: Predict, inputs: dict[str, np.ndarray], runs: int, min_seconds: float
+) -> _Block:
+    """One untimed call, then at least `runs` timed ones and at least `min_seconds`."""
+    predict(inputs)
+    wall: list[float] = []
+    cpu: list[float] = []
+    while len(wall) < runs or sum(wall) < 1e3 * min_seconds:
+        cpu_start, start = time.thread_time_ns(), time.perf_counter_ns()
+        predict(inputs)
+        wall.append((time.perf_counter_ns() - start) / 1e6)
+        cpu.append((time.thread_time_ns() - cpu_start) / 1e6)
+    return _Block(np.array(wall), np.array(cpu))
+
+
 def measure_paired(
-    predict: Predict, baseline: Predict, inputs: dict[str, np.ndarray], settings: LatencySettings
+    predict: Predict,
+    baseline: Predict,
+    inputs: dict[str, np.ndarray],
+    settings: LatencySettings,
+    *,
+    on_calling_thread: bool = False,
 ) -> PairedLatency:
     """`pair_rounds` rounds, each a short block of the candidate and one of the baseline, the
     order alternating (A B, B A, ...) so that a steady drift cancels. Each block runs one
@@ -123,35 +151,40 @@ def measure_paired(
     `min_seconds / (2 pair_rounds)` of timing: the window times each artifact for about
     half of `min_seconds`.
 
-    The ratio is of trimmed means, not medians: on a machine that other work loads, a run is
-    slowed by the share of the CPU it got, and the mean over many short blocks averages that
-    share alike for both sides (medians of runs jump between "had a core" and "shared one")."""
+    When the artifact computes on the calling thread (one intra-op thread on a CPU), the
+    ratio is of that thread's CPU time: time spent waiting while other processes had the
+    core is not in it, while what they do to caches and memory is. Otherwise it is of wall
+    time, whose trimmed means over many short blocks average the CPU share alike for both."""
     for artifact in (predict, baseline):
         time_runs(artifact, inputs, settings.warmup, 0)
     rounds = settings.pair_rounds
     runs = math.ceil(settings.repeats / rounds)
     block_seconds = settings.min_seconds / (2 * rounds)
-    candidate: list[np.ndarray] = []
-    reference: list[np.ndarray] = []
+    candidate: list[_Block] = []
+    reference: list[_Block] = []
     for round_number in range(rounds):
         blocks = [(candidate, predict), (reference, baseline)]
         for sink, artifact in blocks if round_number % 2 == 0 else reversed(blocks):
-            sink.append(time_runs(artifact, inputs, 1, runs, block_seconds))
+            sink.append(_timed_block(artifact, inputs, runs, block_seconds))
+
+    def times(blocks: list[_Block]) -> list[np.ndarray]:
+        return [b.cpu_ms if on_calling_thread else b.wall_ms for b in blocks]
+
     return PairedLatency(
-        summarise(np.concatenate(candidate)),
-        summarise(np.concatenate(reference)),
-        _ratio(candidate, reference),
-        _ratio_interval(candidate, reference),
+        summarise(np.concatenate([b.wall_ms for b in candidate])),
+        summarise(np.concatenate([b.wall_ms for b in reference])),
+        _ratio(times(candidate), times(reference)),
+        _ratio_interval(times(candidate), times(reference)),
         rounds,
+        on_calling_thread,
     )
 
 
 def _ratio(candidate: list[np.ndarray], reference: list[np.ndarray]) -> float:
     from scipy.stats import trim_mean
 
-    return float(
-        trim_mean(np.concatenate(candidate), 0.1) / trim_mean(np.concatenate(reference), 0.1)
-    )
+    pooled = np.concatenate(candidate), np.concatenate(reference)
+    return float(trim_mean(pooled[0], 0.1) / trim_mean(pooled[1], 0.1))
 
 
 def _ratio_interval(

@@ -122,7 +122,11 @@ def _run(request: TrialRequest) -> TrialResult:
             scores = evaluate_all(task, predict, data.eval)
         with lock.measure("latency"):
             latency = measure_paired(
-                predict, baseline.predict, worker.latency_inputs, request.worker.runtime.latency
+                predict,
+                baseline.predict,
+                worker.latency_inputs,
+                request.worker.runtime.latency,
+                on_calling_thread=runtime.on_calling_thread(),
             )
     parameters = list(model.module.parameters())
     metrics = {

@@ -50,6 +50,7 @@ LATENCY_METRICS = (
     "latency_ratio",
     "latency_ratio_ci95_low",
     "latency_ratio_ci95_high",
+    "latency_ratio_cpu_clock",
     "latency_reference_ms",
     "latency_ms_median_measured",
     "baseline_latency_ms_median",

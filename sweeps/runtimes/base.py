@@ -68,6 +68,10 @@ class Runtime(Protocol):
     def load(self, path: Path) -> Predict:
         """Run the artifact as it would be deployed: this is what accuracy and latency measure."""
 
+    def on_calling_thread(self) -> bool:
+        """Whether a loaded artifact computes on the thread that calls it (then that thread's
+        CPU time is what its runs cost, whatever else the node runs)."""
+
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
 

@@ -60,6 +60,10 @@ class OrtCpuRuntime:
             if any(store_compact(proto).values()):
                 onnx.save(proto, path)
 
+    def on_calling_thread(self) -> bool:
+        """One intra-op thread of the CPU provider computes on the caller's thread."""
+        return self.provider == "CPUExecutionProvider" and self.config.threads == 1
+
     def load(self, path: Path) -> Predict:
         import onnxruntime as ort
 

@@ -70,6 +70,10 @@ class TorchCpuRuntime:
     def unavailable() -> str | None:
         return None
 
+    def on_calling_thread(self) -> bool:
+        """One intra-op thread on the CPU computes on the caller's thread."""
+        return self.device == "cpu" and self.config.threads == 1
+
     def load(self, path: Path) -> Predict:
         torch.set_num_threads(self.config.threads)
         device = torch.device(self.device)

@@ -351,6 +351,9 @@ def test_killed_driver_loses_no_completed_trial(
     assert exported.returncode == 0, exported.stderr
     text = (card / "MODEL_CARD.md").read_text()
     assert "- sweep: UNFINISHED" in text and "- latency: latency measured during the sweep" in text
+    report = tmp_path / "report.html"
+    assert slimsweep("report", SWEEP, f"sweep.dir={tmp_path}", "--to", str(report)).returncode == 0
+    assert "UNFINISHED" in report.read_text() and "not re-measured alone" in report.read_text()
 
     # `slimsweep remeasure` runs the quiet phase now: the front is re-measured (still unfinished).
     remeasured = slimsweep("remeasure", SWEEP, f"sweep.dir={tmp_path}", "--rounds", "2")

@@ -124,3 +124,24 @@ def test_the_pair_alternates_which_goes_first() -> None:
     measure_paired(lambda _: order.append("a"), lambda _: order.append("b"), {}, settings)
     # each block: one untimed call, then repeats / pair_rounds = 1 timed call
     assert "".join(order) == "aabb" + "bbaa" + "aabb" + "bbaa"
+
+
+def test_on_the_calling_thread_the_ratio_leaves_out_time_spent_waiting() -> None:
+    """A computes 2 ms then waits 4 ms (as if another process had the core); B computes
+    1 ms. The calling thread's CPU time sees the 2x; wall time sees 6x."""
+
+    def busy(milliseconds: float, waiting: float = 0.0):
+        def predict(inputs: dict[str, np.ndarray]) -> None:
+            end = time.perf_counter() + milliseconds / 1e3
+            while time.perf_counter() < end:
+                pass
+            time.sleep(waiting / 1e3)
+
+        return predict
+
+    settings = LatencySettings(warmup=1, repeats=20, min_seconds=0, pair_rounds=10)
+    on_cpu = measure_paired(busy(2.0, 4.0), busy(1.0), {}, settings, on_calling_thread=True)
+    on_wall = measure_paired(busy(2.0, 4.0), busy(1.0), {}, settings)
+    assert abs(on_cpu.ratio - 2.0) < 0.2 and on_cpu.as_metrics()["latency_ratio_cpu_clock"] == 1
+    assert on_wall.ratio > 5.0
+    assert on_cpu.candidate.median_ms > 5.5  # the recorded times stay wall-clock times
