@@ -9,8 +9,6 @@ import torch
 from slimsweep.compressors.base import CompressedModel
 from slimsweep.compressors.layers import named_linears
 from slimsweep.compressors.plans import (
-    GROUP_SIZES,
-    WEIGHT_BITS,
     GroupQuantized,
     WeightOnlyPlan,
     weight_key,
@@ -28,10 +26,9 @@ class LowBitConfig:
     embeddings: bool = False  # embedding tables to the same grid too (rounded to nearest)
 
     def __post_init__(self) -> None:
-        require_choice("bits", self.bits, WEIGHT_BITS)
-        require_choice("group_size", self.group_size, GROUP_SIZES)
         require_choice("symmetric", self.symmetric, (True, False))
         require_choice("embeddings", self.embeddings, (True, False))
+        self.plan()  # the plan checks bits and group_size
 
     def plan(self, codes: dict[str, GroupQuantized] | None = None) -> WeightOnlyPlan:
         """Grouped low-bit matmuls; the stage hands over the codes it chose once it ran."""

@@ -4,7 +4,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slimsweep.sweeps.errors import ConfigError, require_choice
 from slimsweep.sweeps.plugins import Plugins
@@ -18,6 +18,9 @@ from slimsweep.sweeps.settings import (
 )
 from slimsweep.sweeps.space import NO_STAGE, Space
 from slimsweep.sweeps.typed import typed
+
+if TYPE_CHECKING:
+    from slimsweep.sweeps.engine.worker import WorkerSpec
 
 SECTIONS = ("sweep", "search", "cluster", "tracking", "runtime", "task", "space", "plugins")
 
@@ -34,6 +37,12 @@ class Settings:
     plugins: Plugins
     quality_metric: str  # the task's name for its metric, e.g. "accuracy"
     resolved: dict[str, Any]  # the whole config as composed, logged with every run
+
+    def worker_spec(self) -> "WorkerSpec":
+        """What every worker of this sweep sets up: task, runtime, plugins, the node lock."""
+        from slimsweep.sweeps.engine.worker import WorkerSpec
+
+        return WorkerSpec(self.task, self.runtime, self.plugins, self.cluster.exclusive_latency)
 
     def metric_names(self) -> list[str]:
         """Objective names as a user reads them: `quality` becomes the task's metric."""
@@ -128,7 +137,10 @@ def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:
     from slimsweep.compressors import STAGES
     from slimsweep.sweeps.runtimes import RUNTIMES
 
-    handlers = RUNTIMES.get(runtime.name).handlers
+    handlers = getattr(RUNTIMES.get(runtime.name), "handlers", None)
+    if handlers is None:
+        raise ConfigError(f"runtime {runtime.name}: it declares no `handlers` for plan types")
+    accepted = "accepted"
     for slot in space.slots:
         for name in slot.stage.candidates():
             if name == NO_STAGE or not STAGES.get(name).quantizes:
@@ -136,20 +148,22 @@ def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:
             stage = STAGES.get(name)
 
             def refusal(params: dict[str, Any], stage: Any = stage) -> str | None:
+                """The runtime's reason, `accepted`, or None for a config the stage refuses
+                itself (its own check says so when the space is parsed)."""
                 try:
                     plan = stage.plan(params)
                 except (ConfigError, TypeError, ValueError):
-                    return None  # not a config the stage takes: its own check says so
-                return handlers.refusal(plan)
+                    return None
+                return handlers.refusal(plan) or accepted
 
             for params in slot.configurations(name):
                 reason = refusal(params)
-                if reason is None:
+                if reason in (None, accepted):
                     continue
                 where = f"space.recipe.{slot.name}"
                 options = {p.key: p.candidates() for p in slot.params}
                 for key, value in params.items():
-                    if any(refusal({**params, key: o}) is None for o in options[key]):
+                    if any(refusal({**params, key: o}) == accepted for o in options[key]):
                         raise ConfigError(
                             f"{where}.{key}: runtime {runtime.name} cannot run "
                             f"{name}({key}={value}): {reason}"

@@ -151,16 +151,6 @@ class Space:
             recipe.append(RecipeStep(slot.name, stage, params))
         return recipe
 
-    def stage_values(self) -> list[tuple[str, str, str, Any]]:
-        """Every (slot, stage, key, value) the space can hand a stage, for up-front checks."""
-        return [
-            (slot.name, stage, param.key, value)
-            for slot in self.slots
-            for param in slot.params
-            for stage in _stages_param_applies_to(slot.stage, param)
-            for value in param.candidates()
-        ]
-
     def searched_params(self) -> dict[str, Param]:
         return {p.name: p for slot in self.slots for p in (slot.stage, *slot.params) if p.searched}
 

@@ -78,6 +78,8 @@ def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
 
     try:
         scores = evaluate_all(task, predict, [data.eval[0]])
-    except TypeError as error:
+    except TypeError as error:  # a score that is not a finite number
         raise ConfigError(str(error)) from None
+    except Exception as error:
+        raise ConfigError(f"task {task.name}: scoring one eval batch raised {error!r}") from None
     return CheckedTask(task, tuple(scores))

@@ -24,7 +24,6 @@ from slimsweep.sweeps.engine.study import (
     open_study,
 )
 from slimsweep.sweeps.engine.trial import TrialRequest, TrialResult, run_trial
-from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.readers.plots import front_html, front_png
@@ -43,9 +42,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
     with _sweep_lock(workdir, settings.sweep.name):
         study = open_study(settings, sampler)
         study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
-        tracker = Tracker(
-            settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name
-        )
+        tracker = _tracker(settings)
         tracker.log_sweep_config(settings.resolved)
         for stale in interrupted_trials(study):
             progress.warning(f"trial {stale.number} was interrupted; its recipe will run again")
@@ -71,7 +68,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
 
 
 QUIET_FAILED = "quiet phase not used"
-IN_SWEEP_NUMBERS = "the front keeps its in-sweep latencies"
+IN_SWEEP_NUMBERS = "the front keeps the latencies it had"
 
 
 def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
@@ -80,9 +77,7 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
     and re-plotted. Refused while a driver runs the sweep."""
     with _sweep_lock(Path(settings.sweep.dir), settings.sweep.name):
         study = open_existing(settings.sweep.storage, settings.sweep.name)
-        tracker = Tracker(
-            settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name
-        )
+        tracker = _tracker(settings)
         recorder = Recorder(settings, study, tracker, progress)
         failure = remeasure_front(settings, study, tracker, recorder, progress, again=True)
         _finish(study, tracker, finished=bool(study.user_attrs.get(FINISHED_ATTR, True)))
@@ -97,9 +92,7 @@ def _run_trials(
     """Keep `search.parallelism` trials in flight until `remaining` have been launched and
     every one of them is recorded."""
     pool = RayPool(settings.cluster)
-    worker = WorkerSpec(
-        settings.task, settings.runtime, settings.plugins, settings.cluster.exclusive_latency
-    )
+    worker = settings.worker_spec()
     cache_dir = str(Path(settings.sweep.cache_dir).resolve())
     launched = 0
     while launched < remaining or len(pool):
@@ -112,6 +105,10 @@ def _run_trials(
             launched += 1
         (trial, run_id), result, lost = pool.next_done()
         recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
+
+
+def _tracker(settings: Settings) -> Tracker:
+    return Tracker(settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name)
 
 
 def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:

@@ -10,11 +10,10 @@ from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.engine.ray_pool import RayPool
 from slimsweep.sweeps.engine.recording import Recorder
 from slimsweep.sweeps.engine.remeasure import Artifact, RemeasureRequest, remeasure
-from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.results.keys import QUIET_ATTR, QUIET_SUFFIX
 from slimsweep.sweeps.results.rows import read_results
-from slimsweep.sweeps.results.tracking import Tracker
+from slimsweep.sweeps.results.tracking import Tracker, last_line
 
 
 def remeasure_front(
@@ -45,17 +44,14 @@ def remeasure_front(
             Artifact(r.trial, r.artifact, *tracker.artifact(r.run_id, r.artifact))
             for r in candidates
         ]
-        worker = WorkerSpec(
-            settings.task, settings.runtime, settings.plugins, settings.cluster.exclusive_latency
-        )
-        result, lost = RayPool(settings.cluster).run(remeasure, RemeasureRequest(artifacts, worker))
+        request = RemeasureRequest(artifacts, settings.worker_spec())
+        result, lost = RayPool(settings.cluster).run(remeasure, request)
         failure = lost or result.error or recorder.hardware_refusal(result.hardware)
+        if not failure:
+            quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}
+            for row in candidates:
+                tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
+            study.set_user_attr(QUIET_ATTR, quiet)  # one phase: numbers comparable together
     except Exception as error:  # the stores or Ray: the sweep's results must still be shown
         failure = f"{type(error).__name__}: {error}"
-    if failure:
-        return failure.strip().splitlines()[-1]
-    quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}
-    study.set_user_attr(QUIET_ATTR, quiet)  # one phase: numbers comparable with each other
-    for row in candidates:
-        tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
-    return None
+    return last_line(failure) if failure else None

@@ -17,9 +17,10 @@ from slimsweep.sweeps.results.keys import (
     RECIPE_ATTR,
     REFERENCE_LATENCY_ATTR,
     RUN_ID_ATTR,
+    SAVED_BYTES_PREFIX,
 )
 from slimsweep.sweeps.results.rows import read_results
-from slimsweep.sweeps.results.tracking import Tracker
+from slimsweep.sweeps.results.tracking import Tracker, last_line
 from slimsweep.sweeps.space import RecipeStep, describe_recipe
 
 
@@ -47,7 +48,12 @@ class Recorder:
         if reason is not None:
             self.fail(trial, run_id, reason)
             return
-        metrics = {**result.metrics, **paired_estimate(result.metrics, self._reference(result))}
+        reference = self.study.user_attrs.get(
+            REFERENCE_LATENCY_ATTR, result.metrics["baseline_latency_ms_median"]
+        )
+        # A slot whose stage was `none` saved nothing; every slot's figure exists.
+        unused = {f"{SAVED_BYTES_PREFIX}{slot.name}": 0.0 for slot in self.settings.space.slots}
+        metrics = {**unused, **result.metrics, **paired_estimate(result.metrics, reference)}
         names = self.settings.metric_names()
         missing = [name for name in names if name not in metrics]
         if missing:
@@ -67,25 +73,19 @@ class Recorder:
         trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         trial.set_user_attr(PHASES_ATTR, result.phases)
         self.study.tell(trial, values)
+        # The first recorded trial's baseline median scales every later trial's ratio, so that
+        # all of the sweep's figures are on one scale.
+        if REFERENCE_LATENCY_ATTR not in self.study.user_attrs:
+            self.study.set_user_attr(REFERENCE_LATENCY_ATTR, reference)
         results = read_results(self.study, quiet=False)
         self.progress.finished(trial.number, dict(zip(names, values, strict=True)), results)
 
     def fail(self, trial: optuna.Trial, run_id: str, reason: str) -> None:
         self.tracker.fail_trial(run_id, reason)
-        last_line = reason.strip().splitlines()[-1]
-        trial.set_user_attr(FAILURE_ATTR, last_line[:1000])
+        what = last_line(reason)
+        trial.set_user_attr(FAILURE_ATTR, what[:1000])
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        self.progress.failed(trial.number, last_line)
-
-    def _reference(self, result: TrialResult) -> float:
-        """The baseline median that every trial's latency ratio is scaled by: the one the
-        first recorded trial measured beside itself, kept for the whole sweep so that every
-        trial's figure is on one scale."""
-        reference = self.study.user_attrs.get(REFERENCE_LATENCY_ATTR)
-        if reference is None:
-            reference = result.metrics["baseline_latency_ms_median"]
-            self.study.set_user_attr(REFERENCE_LATENCY_ATTR, reference)
-        return reference
+        self.progress.failed(trial.number, what)
 
     def hardware_refusal(self, hardware: str) -> str | None:
         """Latencies from two hardware targets must not meet in one objective, unless allowed."""

@@ -126,7 +126,7 @@ def _run(request: TrialRequest) -> TrialResult:
                 baseline.predict,
                 worker.latency_inputs,
                 request.worker.runtime.latency,
-                on_calling_thread=runtime.on_calling_thread(),
+                on_calling_thread=getattr(runtime, "on_calling_thread", lambda: False)(),
             )
     parameters = list(model.module.parameters())
     metrics = {

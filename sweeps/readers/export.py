@@ -55,9 +55,17 @@ def verified_artifact(row: TrialRow, store: TrackingStore) -> tuple[bytes, str]:
     return content, actual
 
 
+def _latency_source(results: SweepResults, row: TrialRow) -> str:
+    if not results.latency_objectives:
+        return "no latency objective"
+    return (
+        "re-measured alone in the quiet phase" if row.remeasured else not_remeasured(results.name)
+    )
+
+
 def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, config: dict) -> str:
     on_front = results.on_front(row.trial)
-    reference = results.baseline
+    reference = results.baseline_for(row)
     lines = [
         f"# {results.name} / trial {row.trial}",
         "",
@@ -68,18 +76,13 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         f"- task: {config['task'].get('name', config['task'].get('_target_'))}",
         f"- on the Pareto front: {'yes' if on_front else 'no'}",
         f"- sweep: {'finished' if results.finished else UNFINISHED}",
-        "- latency: "
-        + (
-            "re-measured alone in the quiet phase"
-            if row.remeasured
-            else not_remeasured(results.name)
-        ),
+        f"- latency: {_latency_source(results, row)}",
         f"- MLflow run: {row.run_id}",
         "",
         "| objective | value | baseline | vs baseline |",
         "| --- | --- | --- | --- |",
     ]
-    compared = results.versus(row) if on_front else {}
+    compared = results.versus(row)
     for name, up in results.objectives.items():
         base = f"{reference.values[name]:.6g}" if reference else "n/a"
         change = compared.get(name)

@@ -52,7 +52,7 @@ def format_front(
         cells = [
             _cell(n, r.values[n], r.metrics)
             + _change(compared.get(n), up)
-            + (" *" if n in LATENCIES and not r.remeasured else "")
+            + (" *" if n in results.latency_objectives and not r.remeasured else "")
             for n, up in directions.items()
         ]
         body.append([str(r.trial), r.recipe, *cells, r.run_id])
@@ -62,13 +62,12 @@ def format_front(
         for line in [header, *body]
     ]
     table = [title, lines[0], "  ".join("-" * w for w in widths), *lines[1:]]
-    if any(n in LATENCIES for n in directions) and not all(r.remeasured for r in rows):
+    if results.latency_objectives and not all(r.remeasured for r in rows):
         table.append(not_remeasured(results.name, "* "))
     return "\n".join(table)
 
 
 UNFINISHED = "UNFINISHED: its driver stopped early or is still running; the front may change"
-LATENCIES = ("latency_ms_median", "latency_ms_p10", "latency_ms_p90")
 
 
 def not_remeasured(sweep: str, marker: str = "") -> str:

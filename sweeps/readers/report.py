@@ -51,7 +51,7 @@ the baseline, not re-measured).</p>
 
 def _caveats(results: SweepResults) -> str:
     said = [] if results.finished else [UNFINISHED]
-    if results.front and not results.remeasured:
+    if results.latency_objectives and results.front and not results.remeasured:
         said.append(not_remeasured(results.name))
     return "".join(f'<p class="caveat"><b>{html.escape(line)}</b></p>' for line in said)
 

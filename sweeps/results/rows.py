@@ -21,6 +21,8 @@ from slimsweep.sweeps.results.keys import (
     RUN_ID_ATTR,
 )
 
+LATENCY_OBJECTIVES = ("latency_ms_median", "latency_ms_p10", "latency_ms_p90")
+
 
 @dataclass(frozen=True)
 class TrialRow:
@@ -47,7 +49,8 @@ class SweepResults:
     objectives: dict[str, bool]  # objective name → True where it is maximized
     rows: list[TrialRow]  # every completed trial, in-sweep numbers, by trial number
     front: list[TrialRow]  # non-dominated, best first by the first objective
-    baseline: TrialRow | None
+    baseline: TrialRow | None  # with the quiet numbers when the front has them
+    baseline_in_sweep: TrialRow | None = None  # the same run's in-sweep numbers
     states: dict[int, str] = field(default_factory=dict)  # every trial's Optuna state
     hardware: str = "unknown"
     finished: bool = True  # a driver ran the sweep to its end (quiet phase included)
@@ -56,6 +59,11 @@ class SweepResults:
     def remeasured(self) -> bool:
         """The front's latencies come from a quiet phase, not from the sweep itself."""
         return bool(self.front) and all(r.remeasured for r in self.front)
+
+    @property
+    def latency_objectives(self) -> list[str]:
+        """The objectives a quiet phase re-measures."""
+        return [n for n in self.objectives if n in LATENCY_OBJECTIVES]
 
     @property
     def failed(self) -> int:
@@ -76,12 +84,17 @@ class SweepResults:
     def on_front(self, number: int) -> bool:
         return any(r.trial == number for r in self.front)
 
+    def baseline_for(self, row: TrialRow) -> TrialRow | None:
+        """The baseline measured the way `row` was (in the quiet phase, or in the sweep)."""
+        return self.baseline if row.remeasured else self.baseline_in_sweep
+
     def versus(self, row: TrialRow) -> dict[str, float]:
-        """Per objective against the baseline: the difference for one maximized (Δ accuracy),
-        the ratio for one minimized (x smaller, x faster: baseline / row)."""
-        if self.baseline is None:
+        """Per objective against the baseline measured the same way: the difference for one
+        maximized (Δ accuracy), the ratio for one minimized (x smaller, x faster)."""
+        baseline = self.baseline_for(row)
+        if baseline is None:
             return {}
-        reference = self.baseline.values
+        reference = baseline.values
         return {
             name: row.values[name] - reference[name] if up else reference[name] / row.values[name]
             for name, up in self.objectives.items()
@@ -111,19 +124,21 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
     rows = [_row(t, list(objectives)) for t in trials if t.state == TrialState.COMPLETE]
     remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
     candidates = non_dominated(rows, objectives)
+    in_sweep = next((r for r in rows if r.baseline), None)
+    baseline = in_sweep
     if candidates and all(str(r.trial) in remeasured for r in candidates):
         candidates = non_dominated(
             [_quiet(r, remeasured[str(r.trial)]) for r in candidates], objectives
         )
-    baseline = next((r for r in rows if r.baseline), None)
-    if baseline is not None and str(baseline.trial) in remeasured:
-        baseline = _quiet(baseline, remeasured[str(baseline.trial)])
+        if in_sweep is not None and str(in_sweep.trial) in remeasured:
+            baseline = _quiet(in_sweep, remeasured[str(in_sweep.trial)])
     results = SweepResults(
         name=study.study_name,
         objectives=objectives,
         rows=rows,
         front=[],
         baseline=baseline,
+        baseline_in_sweep=in_sweep,
         states={t.number: t.state.name for t in trials},
         hardware=str(study.user_attrs.get(HARDWARE_ATTR, "unknown")),
         finished=bool(study.user_attrs.get(FINISHED_ATTR, True)),

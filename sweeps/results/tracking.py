@@ -4,6 +4,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -166,12 +167,14 @@ class Tracker(TrackingStore):
         self.client.set_terminated(run_id, "FINISHED")
 
     def log_quiet_latency(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Each quiet phase logs at its own time, so MLflow shows the latest one."""
         from mlflow.entities import Metric
 
-        self.client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()])
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
 
     def fail_trial(self, run_id: str, reason: str, *, status: str = "FAILED") -> None:
-        self.client.set_tag(run_id, FAILURE_TAG, _last_line(reason)[:4000])
+        self.client.set_tag(run_id, FAILURE_TAG, last_line(reason)[:4000])
         self.client.log_text(run_id, reason, FAILURE_FILE)
         self.client.set_terminated(run_id, status)
 
@@ -198,6 +201,7 @@ class Tracker(TrackingStore):
         self.client.set_terminated(self.sweep_run_id, status)
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-blank line of a traceback or message: what went wrong, in one line."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else text

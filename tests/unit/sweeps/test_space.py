@@ -178,3 +178,30 @@ def test_enqueued_trials_are_checked() -> None:
         with pytest.raises(ConfigError, match=r"space\.enqueue\[0\]") as error:
             parse_space({**space_node(), "enqueue": [bad]}, STAGES)
         assert message in str(error.value)
+
+
+def test_slot_configurations_are_exactly_what_sampling_can_produce() -> None:
+    """The pre-launch check puts whole configurations to the runtime: every combination the
+    slot can hand its stage (ranges by their ends), no more."""
+    node = space_node(
+        quantize={
+            "stage": "quant",
+            "precision": {"choices": ["fp32", "int8"]},
+            "calibration": {"choices": ["minmax", "entropy"], "when": {"precision": "int8"}},
+            "bits": {"choices": [4, 8], "when": {"prune.stage": "prune"}},  # another slot's
+        }
+    )
+    slot = parse_space(node, STAGES).slots[1]
+    found = sorted(map(repr, slot.configurations("quant")))
+    expected = [
+        {"precision": precision, **calibration, **bits}
+        for precision, calibration in [
+            ("fp32", {}),
+            ("int8", {"calibration": "minmax"}),
+            ("int8", {"calibration": "entropy"}),
+        ]
+        for bits in ({}, {"bits": 4}, {"bits": 8})  # the other slot decides: any of these
+    ]
+    assert found == sorted(map(repr, expected))
+    prune = parse_space(node, STAGES).slots[0]
+    assert prune.configurations("prune") == [{"sparsity": 0.1}, {"sparsity": 0.9}]
