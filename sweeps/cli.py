@@ -164,7 +164,15 @@ def _pareto(args: argparse.Namespace) -> None:
             allowed = ", ".join(results.objectives)
             raise SweepError(f"--sort {args.sort!r} is not an objective here; use one of {allowed}")
         rows = results.sorted_by(rows, args.sort)
-    print(front_json(results, rows) if args.json else format_front(results, rows))
+    if args.json:
+        print(front_json(results, rows))
+        return
+    print(format_front(results, rows))
+    experiment = _store(args).sweep_experiments().get(results.name)
+    if experiment is not None:
+        from slimsweep.sweeps.readers.links import link_lines
+
+        print("\nin MLflow (served by `slimsweep ui`):", *link_lines(experiment), sep="\n")
 
 
 def _bounds(args: argparse.Namespace) -> list:
@@ -279,7 +287,8 @@ def _ui(args: argparse.Namespace) -> None:
     from slimsweep.sweeps.readers.ui import serve
 
     config = _config(args)
-    serve(config["tracking"]["uri"], config["sweep"]["storage"], args.port)
+    log = Path(config["sweep"]["dir"]) / "ui.log"
+    serve(config["tracking"]["uri"], config["sweep"]["storage"], args.port, log)
 
 
 COMMANDS = {

@@ -36,6 +36,27 @@ class TaskData:
     eval: list[Batch]
 
 
+@dataclass(frozen=True)
+class SplitSummary:
+    """A data split as MLflow records a dataset input: what it is, its digest, its size."""
+
+    name: str  # e.g. "digits_cnn-eval"
+    context: str  # eval | calibration
+    digest: str  # sha256 of its inputs and targets, first 16 hex digits
+    rows: int
+
+
+def summarise_split(task_name: str, context: str, batches: list[Batch]) -> SplitSummary:
+    digest = hashlib.sha256()
+    for inputs, targets in batches:
+        for name in sorted(inputs):
+            digest.update(name.encode())
+            digest.update(inputs[name].numpy().tobytes())
+        digest.update(targets.numpy().tobytes())
+    rows = sum(int(targets.shape[0]) for _, targets in batches)
+    return SplitSummary(f"{task_name}-{context}", context, digest.hexdigest()[:16], rows)
+
+
 @runtime_checkable
 class Task(Protocol):
     name: str

@@ -26,6 +26,8 @@ from slimsweep.sweeps.engine.study import (
 from slimsweep.sweeps.engine.trial import TrialRequest, TrialResult, run_trial
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.progress import LineProgress
+from slimsweep.sweeps.readers.descriptions import front_description, trial_description
+from slimsweep.sweeps.readers.links import view_tags
 from slimsweep.sweeps.readers.plots import front_html, front_png
 from slimsweep.sweeps.results.keys import FINISHED_ATTR
 from slimsweep.sweeps.results.rows import read_results
@@ -44,6 +46,9 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
         study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
         tracker = _tracker(settings)
         tracker.log_sweep_config(settings.resolved)
+        objectives = [o.direction == "maximize" for o in settings.search.objectives]
+        directions = dict(zip(settings.metric_names(), objectives, strict=True))
+        tracker.describe_experiment(view_tags(directions, tracker.sweep_run_id))
         for stale in interrupted_trials(study):
             progress.warning(f"trial {stale.number} was interrupted; its recipe will run again")
         tracker.close_interrupted_trials(
@@ -120,9 +125,11 @@ def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:
         if results.front:
             front_png(results, plots[0])
             front_html(results, plots[1])
+        rows = [r for r in results.rows if r.run_id]
         tracker.finish_sweep(
-            {r.run_id for r in results.front},
-            [r.run_id for r in results.rows if r.run_id],
+            {r.run_id: results.on_front(r.trial) for r in rows},
+            {r.run_id: trial_description(results, results.completed(r.trial)) for r in rows},
+            front_description(results),
             plots if results.front else [],
             "FINISHED" if finished else "KILLED",
         )

@@ -63,8 +63,16 @@ class Recorder:
         values = [metrics[name] for name in names]
         try:
             details = {"hardware": result.hardware, "phases": result.phases}
+            example = (result.example_inputs, result.example_outputs)
             self.tracker.finish_trial(
-                run_id, metrics, result.artifact_name, result.artifact, result.sha256, details
+                run_id,
+                metrics,
+                result.artifact_name,
+                result.artifact,
+                result.sha256,
+                details,
+                example if result.example_inputs else None,
+                result.splits,
             )
         except Exception as error:
             self.fail(trial, run_id, f"recording the trial failed: {error!r}")

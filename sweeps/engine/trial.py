@@ -20,6 +20,7 @@ import torch
 from slimsweep.sweeps.engine.worker import WorkerSpec, cached_task, set_up
 from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX
 from slimsweep.sweeps.space import RecipeStep
+from slimsweep.sweeps.task import SplitSummary
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class TrialResult:
     hardware: str = ""  # fingerprint of the node that measured the latency
     phases: list[tuple[str, float, float]] = field(default_factory=list)  # (phase, start, end)
     error: str | None = None  # the traceback, when the trial failed
+    # A few rows of the latency inputs and the artifact's outputs for them (MLflow's example)
+    example_inputs: dict[str, Any] = field(default_factory=dict)
+    example_outputs: Any = None
+    splits: list[SplitSummary] = field(default_factory=list)  # the data it was judged on
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class _BaselineArtifact:
 class _Prepared:
     data: Any
     baseline: torch.nn.Module
+    splits: list[SplitSummary]
     artifacts: dict[str, _BaselineArtifact] = field(default_factory=dict)  # per runtime config
 
 
@@ -64,11 +70,16 @@ def _prepare(task_json: str, cache_dir: str) -> _Prepared:
     """Data and trained baseline, once per worker process (and trained once per node)."""
     import json
 
-    from slimsweep.sweeps.task import load_baseline
+    from slimsweep.sweeps.task import load_baseline, summarise_split
 
     task = cached_task(task_json)
     data = task.load_data()
-    return _Prepared(data, load_baseline(task, json.loads(task_json), data, Path(cache_dir)))
+    splits = [
+        summarise_split(task.name, "eval", data.eval),
+        summarise_split(task.name, "calibration", data.calibration),
+    ]
+    baseline = load_baseline(task, json.loads(task_json), data, Path(cache_dir))
+    return _Prepared(data, baseline, splits)
 
 
 def run_trial(request: TrialRequest) -> TrialResult:
@@ -120,6 +131,8 @@ def _run(request: TrialRequest) -> TrialResult:
             artifact = path.read_bytes() if request.recipe else artifact_bytes(model, path)
             predict = runtime.load(path)
             scores = evaluate_all(task, predict, data.eval)
+            example = {name: rows[:2] for name, rows in worker.latency_inputs.items()}
+            example_outputs = predict(example)
         with lock.measure("latency"):
             latency = measure_paired(
                 predict,
@@ -152,4 +165,7 @@ def _run(request: TrialRequest) -> TrialResult:
         hashlib.sha256(artifact).hexdigest(),
         worker.hardware,
         lock.phases,
+        example_inputs=example,
+        example_outputs=example_outputs,
+        splits=prepared.splits,
     )

@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from slimsweep.sweeps.errors import SweepError
-from slimsweep.sweeps.readers.pareto import UNFINISHED, describe_change, not_remeasured
+from slimsweep.sweeps.readers.descriptions import objectives_table
+from slimsweep.sweeps.readers.pareto import UNFINISHED, not_remeasured
 from slimsweep.sweeps.results.keys import CONFIG_FILE, DETAILS_FILE
 from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 from slimsweep.sweeps.results.tracking import TrackingStore
@@ -65,7 +66,6 @@ def _latency_source(results: SweepResults, row: TrialRow) -> str:
 
 def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, config: dict) -> str:
     on_front = results.on_front(row.trial)
-    reference = results.baseline_for(row)
     lines = [
         f"# {results.name} / trial {row.trial}",
         "",
@@ -79,13 +79,6 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         f"- latency: {_latency_source(results, row)}",
         f"- MLflow run: {row.run_id}",
         "",
-        "| objective | value | baseline | vs baseline |",
-        "| --- | --- | --- | --- |",
+        *objectives_table(results, row),
     ]
-    compared = results.versus(row)
-    for name, up in results.objectives.items():
-        base = f"{reference.values[name]:.6g}" if reference else "n/a"
-        change = compared.get(name)
-        shown = "n/a" if change is None else describe_change(change, up)
-        lines.append(f"| {name} | {row.values[name]:.6g} | {base} | {shown} |")
     return "\n".join(lines) + "\n"

@@ -51,7 +51,7 @@ def format_front(
         compared = results.versus(r)
         cells = [
             _cell(n, r.values[n], r.metrics)
-            + _change(compared.get(n), up)
+            + in_brackets(compared.get(n), up, "+.4f")
             + (" *" if n in results.latency_objectives and not r.remeasured else "")
             for n, up in directions.items()
         ]
@@ -98,8 +98,9 @@ def describe_change(compared: float, up: bool, difference: str = "+.4g") -> str:
     return f"{compared:{difference}}" if up else f"{compared:.2f}x"
 
 
-def _change(compared: float | None, up: bool) -> str:
-    return "" if compared is None else f" ({describe_change(compared, up, '+.4f')})"
+def in_brackets(compared: float | None, up: bool, difference: str = "+.4g") -> str:
+    """A change against the baseline to follow a value: ` (+0.0056)`, ` (2.49x)`, or none."""
+    return "" if compared is None else f" ({describe_change(compared, up, difference)})"
 
 
 def _cell(name: str, value: float, metrics: dict[str, float]) -> str:

@@ -4,7 +4,7 @@ import html
 from collections import defaultdict
 
 from slimsweep.compressors.plans import FLOAT
-from slimsweep.sweeps.readers.pareto import UNFINISHED, describe_change, not_remeasured
+from slimsweep.sweeps.readers.pareto import UNFINISHED, in_brackets, not_remeasured
 from slimsweep.sweeps.readers.plots import front_svg, page
 from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 
@@ -17,7 +17,7 @@ def report_html(results: SweepResults, config_yaml: str | None) -> str:
     for row in rows:
         compared = results.versus(row)
         cells = "".join(
-            f"<td>{row.values[n]:.6g}{_change(compared.get(n), up)}</td>"
+            f"<td>{row.values[n]:.6g}{in_brackets(compared.get(n), up)}</td>"
             for n, up in directions.items()
         )
         front_rows.append(
@@ -82,7 +82,3 @@ def _by_technique(rows: list[TrialRow], directions: dict[str, bool]) -> str:
         f'<table id="by-technique"><tr><th>technique</th><th>trials</th>{header}</tr>'
         f"{''.join(lines)}</table>"
     )
-
-
-def _change(compared: float | None, up: bool) -> str:
-    return "" if compared is None else f" ({describe_change(compared, up)})"

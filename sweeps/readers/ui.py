@@ -1,4 +1,6 @@
-"""`slimsweep ui`: the sweep's stores in a browser, served on 127.0.0.1 only."""
+"""`slimsweep ui`: the sweep's stores in a browser, served on 127.0.0.1 only. It prints a
+link per sweep that lands on its runs table and on its front; the servers' own logs go to
+a file, not to the console."""
 
 import shutil
 import subprocess
@@ -10,46 +12,56 @@ from pathlib import Path
 from slimsweep.sweeps.errors import SweepError
 
 
-def serve(tracking_uri: str, storage: str, port: int, say: Callable[[str], None] = print) -> None:
-    """Start the MLflow UI (and optuna-dashboard when installed), print their URLs, and stop
-    them when interrupted or when one of them exits."""
+def serve(
+    tracking_uri: str, storage: str, port: int, log: Path, say: Callable[[str], None] = print
+) -> None:
+    """Start the MLflow UI (and optuna-dashboard when installed), print where each sweep
+    lands, and stop both when interrupted or when one of them exits."""
     for uri in (tracking_uri, storage):
         if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
             raise SweepError(f"no sweeps yet: {uri} does not exist; run `slimsweep run` first")
-    commands = {
-        f"MLflow UI: http://127.0.0.1:{port}": [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            tracking_uri,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-    }
-    dashboard = shutil.which("optuna-dashboard")
+    from slimsweep.sweeps.readers.links import link_lines
+    from slimsweep.sweeps.results.tracking import TrackingStore
+
+    base = f"http://127.0.0.1:{port}"
+    mlflow_ui = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri]
+    commands = [[*mlflow_ui, "--host", "127.0.0.1", "--port", str(port)]]
+    lines = [f"MLflow UI: {base}  (server logs: {log})"]
+    for name, experiment_id in TrackingStore(tracking_uri).sweep_experiments().items():
+        lines += [f"sweep {name!r} in MLflow:", *link_lines(experiment_id, base)]
+    beside = Path(sys.executable).parent / "optuna-dashboard"  # installed with slimsweep[ui]
+    dashboard = str(beside) if beside.exists() else shutil.which("optuna-dashboard")
     if dashboard:
-        commands[f"Optuna dashboard: http://127.0.0.1:{port + 1}"] = [
-            dashboard,
-            storage,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port + 1),
+        commands.append([dashboard, storage, "--host", "127.0.0.1", "--port", str(port + 1)])
+        lines.append(f"Optuna dashboard: http://127.0.0.1:{port + 1}/dashboard")
+        lines += [f"  {name}: {url}" for name, url in _studies(storage, port + 1).items()]
+    else:
+        lines.append("(optuna-dashboard is not installed; `pip install 'slimsweep[ui]'` adds it)")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as output:
+        servers = [
+            subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            for command in commands
         ]
-    servers = [subprocess.Popen(command) for command in commands.values()]
-    for line in commands:
-        say(line)
-    if not dashboard:
-        say("(optuna-dashboard is not installed; `pip install optuna-dashboard` adds it)")
-    try:
-        while all(server.poll() is None for server in servers):
-            time.sleep(0.5)
-    finally:
-        for server in servers:
-            server.terminate()
-        for server in servers:
-            server.wait(timeout=30)
+        for line in lines:
+            say(line)
+        try:
+            while all(server.poll() is None for server in servers):
+                time.sleep(0.5)
+        finally:
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=30)
+
+
+def _studies(storage: str, port: int) -> dict[str, str]:
+    """Each sweep's page in optuna-dashboard (its Pareto front is drawn there)."""
+    import optuna
+
+    from slimsweep.sweeps.engine.study import open_storage
+
+    summaries = optuna.get_all_study_summaries(open_storage(storage), include_best_trial=False)
+    return {
+        s.study_name: f"http://127.0.0.1:{port}/dashboard/studies/{s._study_id}" for s in summaries
+    }

@@ -33,6 +33,11 @@ SHA256_TAG = "slimsweep.artifact_sha256"  # of the artifact that was measured
 HARDWARE_TAG = "slimsweep.hardware"
 FAILURE_TAG = "slimsweep.failure"
 PARETO_TAG = "pareto"  # "true" | "false", once the sweep ends
+MODEL_ID_TAG = "slimsweep.model_id"  # the MLflow model the trial's artifact was logged as
+MODEL_FILE_TAG = "slimsweep.model_file"  # the artifact's path inside that logged model
+NOTE_TAG = "mlflow.note.content"  # a run's or an experiment's description in the MLflow UI
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # + key: a runs-table view a link can open
 
 # MLflow artifacts
 CONFIG_FILE = "config.yaml"  # the composed config, on the parent run and every trial

@@ -1,4 +1,5 @@
-"""MLflow: a parent run per sweep, a child run per trial. The only module that imports mlflow."""
+"""MLflow: a parent run per sweep, a child run per trial. With mlflow_models.py, the only
+modules that import mlflow."""
 
 import hashlib
 import logging
@@ -6,16 +7,20 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from slimsweep.sweeps.results.keys import (
     CONFIG_FILE,
     DETAILS_FILE,
+    EXPERIMENT_KIND_TAG,
     FAILURE_FILE,
     FAILURE_TAG,
     HARDWARE_TAG,
+    MODEL_FILE_TAG,
+    MODEL_ID_TAG,
+    NOTE_TAG,
     PARENT_RUN_TAG,
     PARETO_TAG,
     PLOTS_FOLDER,
@@ -26,6 +31,11 @@ from slimsweep.sweeps.results.keys import (
     TRIAL_TAG,
 )
 
+MODEL_TRAINING = "custom_model_development"  # MLflow's experiment kind for model training
+
+if TYPE_CHECKING:
+    from slimsweep.sweeps.task import SplitSummary
+
 
 class TrackingStore:
     """Reading a sweep's runs back, and the Model Registry; creates no experiment or run."""
@@ -33,17 +43,27 @@ class TrackingStore:
     def __init__(self, uri: str) -> None:
         # Progress bars of artifact downloads would interleave with the sweep's own output.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        from mlflow import MlflowClient
+        import mlflow
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = mlflow.MlflowClient(tracking_uri=uri)
+        # Logged models are written, and `models:/` URIs resolved, through MLflow's global
+        # tracking URI: one process works on one store.
+        mlflow.set_tracking_uri(uri)
 
     def artifact(self, run_id: str, name: str) -> tuple[bytes, str]:
-        """A logged artifact's bytes and the sha256 recorded when it was measured."""
+        """A trial's artifact (from its logged MLflow model, or a plain run artifact in
+        sweeps from before models were logged) and the sha256 recorded when it was measured."""
+        tags = self.client.get_run(run_id).data.tags
+        if MODEL_ID_TAG in tags:
+            from slimsweep.sweeps.results.mlflow_models import model_file
+
+            return model_file(self.client, tags[MODEL_ID_TAG], tags[MODEL_FILE_TAG]), tags[
+                SHA256_TAG
+            ]
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
             path = self.client.download_artifacts(run_id, name, scratch)
-            content = Path(path).read_bytes()
-        return content, self.client.get_run(run_id).data.tags[SHA256_TAG]
+            return Path(path).read_bytes(), tags[SHA256_TAG]
 
     def text(self, run_id: str, name: str) -> str:
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
@@ -59,6 +79,11 @@ class TrackingStore:
         )
         return self.text(runs[0].info.run_id, CONFIG_FILE) if runs else None
 
+    def sweep_experiments(self) -> dict[str, str]:
+        """Sweep name → experiment id, for every sweep in the store."""
+        experiments = self.client.search_experiments()
+        return {e.name: e.experiment_id for e in experiments if e.name != "Default"}
+
     def register(self, run_id: str, artifact: str, model_name: str, alias: str) -> str:
         """A new version of `model_name` in the Model Registry, sourced from the run's
         artifact and tagged with its sha256; `alias` now points to it. Returns the version."""
@@ -70,11 +95,13 @@ class TrackingStore:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
         run = self.client.get_run(run_id)
+        model_id = run.data.tags.get(MODEL_ID_TAG)
         version = self.client.create_model_version(
             model_name,
-            source=f"{run.info.artifact_uri}/{artifact}",
+            source=f"models:/{model_id}" if model_id else f"{run.info.artifact_uri}/{artifact}",
             run_id=run_id,
             tags={SHA256_TAG: run.data.tags[SHA256_TAG]},
+            model_id=model_id,
         )
         self.client.set_registered_model_alias(model_name, alias, version.version)
         return str(version.version)
@@ -146,10 +173,15 @@ class Tracker(TrackingStore):
         artifact: bytes,
         sha256: str,
         details: dict[str, Any],
+        example: tuple[dict[str, Any], Any] | None = None,
+        splits: "list[SplitSummary] | None" = None,
     ) -> None:
-        """Log what was measured; the artifact is checked against the worker's sha256 first.
+        """Log what was measured; the artifact is checked against the worker's sha256 first,
+        and logged as an MLflow model when there is an example (inputs, outputs) to sign it
+        with.
 
-        `details` (hardware fingerprint, phase windows) goes to `trial.json`."""
+        `details` (hardware fingerprint, phase windows) goes to `trial.json`; `splits`, the
+        data it was judged on, become the run's dataset inputs."""
         from mlflow.entities import Metric
 
         if hashlib.sha256(artifact).hexdigest() != sha256:
@@ -157,7 +189,16 @@ class Tracker(TrackingStore):
         with tempfile.TemporaryDirectory(prefix="slimsweep-log-") as scratch:
             path = Path(scratch) / artifact_name
             path.write_bytes(artifact)
-            self.client.log_artifact(run_id, str(path))
+            if example is None:
+                self.client.log_artifact(run_id, str(path))
+            else:
+                from slimsweep.sweeps.results.mlflow_models import Example, log_trial_model
+
+                signed = Example(*example)
+                model_id, stored = log_trial_model(self.client, run_id, path, signed, sha256)
+                self.client.set_tag(run_id, MODEL_ID_TAG, model_id)
+                self.client.set_tag(run_id, MODEL_FILE_TAG, stored)
+        self._log_splits(run_id, splits or [])
         self.client.set_tag(run_id, SHA256_TAG, sha256)
         self.client.set_tag(run_id, HARDWARE_TAG, details.get("hardware", ""))
         self.client.log_dict(run_id, details, DETAILS_FILE)
@@ -165,6 +206,27 @@ class Tracker(TrackingStore):
             run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]
         )
         self.client.set_terminated(run_id, "FINISHED")
+
+    def _log_splits(self, run_id: str, splits: "list[SplitSummary]") -> None:
+        import json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=split.name,
+                    digest=split.digest,
+                    source_type="code",
+                    source=json.dumps({"task split": split.context}),
+                    profile=json.dumps({"num_rows": split.rows}),
+                ),
+                tags=[InputTag("mlflow.data.context", split.context)],
+            )
+            for split in splits
+        ]
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
 
     def log_quiet_latency(self, run_id: str, metrics: dict[str, float]) -> None:
         """Each quiet phase logs at its own time, so MLflow shows the latest one."""
@@ -189,13 +251,30 @@ class Tracker(TrackingStore):
             self.fail_trial(run.info.run_id, reason, status="KILLED")
         return len(stale)
 
+    def describe_experiment(self, views: dict[str, str]) -> None:
+        """Mark the experiment as model training (MLflow then offers its runs, not GenAI
+        traces) and store the runs-table views that links open (`readers/links.py`)."""
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+        for key, state in views.items():
+            self.client.set_experiment_tag(self.experiment_id, key, state)
+
     def finish_sweep(
-        self, front_run_ids: set[str], trial_run_ids: list[str], plots: list[Path], status: str
+        self,
+        on_front: dict[str, bool],
+        notes: dict[str, str],
+        front_note: str,
+        plots: list[Path],
+        status: str,
     ) -> None:
-        """Tag every trial run pareto=true/false, so the MLflow UI can filter on the front,
-        and put the front's plots on the sweep's run."""
-        for run_id in trial_run_ids:
-            self.client.set_tag(run_id, PARETO_TAG, str(run_id in front_run_ids).lower())
+        """Tag every trial run pareto=true/false (the front's link filters on it), give each
+        its description, put the front on the sweep's run and experiment (as a table and as
+        plots), and end the sweep's run with `status`."""
+        for run_id, front in on_front.items():
+            self.client.set_tag(run_id, PARETO_TAG, str(front).lower())
+        for run_id, note in notes.items():
+            self.client.set_tag(run_id, NOTE_TAG, note)
+        self.client.set_tag(self.sweep_run_id, NOTE_TAG, front_note)
+        self.client.set_experiment_tag(self.experiment_id, NOTE_TAG, front_note)
         for plot in plots:
             self.client.log_artifact(self.sweep_run_id, str(plot), PLOTS_FOLDER)
         self.client.set_terminated(self.sweep_run_id, status)
