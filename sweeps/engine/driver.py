@@ -137,6 +137,8 @@ def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:
 
 def _quiet_libraries() -> None:
     """Keep the console for trial progress: library chatter goes to their own logs."""
+    import mlflow  # noqa: F401  (it sets its own loggers' levels on import; this comes after)
+
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("mlflow", "alembic", "ray"):

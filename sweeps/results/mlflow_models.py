@@ -5,6 +5,7 @@ measured (their sha256 is checked after logging)."""
 
 import hashlib
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,34 +25,49 @@ class Example:
     outputs: np.ndarray
 
 
-class TorchProgramModel(mlflow.pyfunc.PythonModel):
-    """A torch.export program served through pyfunc: named input arrays in, `output` out."""
+# MLflow reads `predict`'s type hints as a signature and warns without them (it cannot take
+# named arrays); the signature comes from the example instead, so its warning is recorded
+# here and dropped (MLflow re-enables the warning inside, which a plain "ignore" loses to).
+with warnings.catch_warnings(record=True):
 
-    def load_context(self, context: Any) -> None:
-        import torch
+    class TorchProgramModel(mlflow.pyfunc.PythonModel):
+        """A torch.export program served through pyfunc: named input arrays in, `output` out."""
 
-        self.module = torch.export.load(context.artifacts["program"]).module()
-        parameter = next(iter(self.module.parameters()), None)
-        self.dtype = parameter.dtype if parameter is not None else torch.float32
+        def load_context(self, context: Any) -> None:
+            import torch
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> dict[str, Any]:
-        import torch
+            self.module = torch.export.load(context.artifacts["program"]).module()
+            parameter = next(iter(self.module.parameters()), None)
+            self.dtype = parameter.dtype if parameter is not None else torch.float32
 
-        tensors = {name: torch.as_tensor(np.asarray(v)) for name, v in dict(model_input).items()}
-        tensors = {k: v.to(self.dtype) if v.is_floating_point() else v for k, v in tensors.items()}
-        with torch.inference_mode():
-            return {OUTPUT_NAME: self.module(**tensors).float().numpy()}
+        def predict(self, context, model_input, params=None):
+            import torch
+
+            tensors = {
+                name: torch.as_tensor(np.asarray(v)) for name, v in dict(model_input).items()
+            }
+            tensors = {
+                k: v.to(self.dtype) if v.is_floating_point() else v for k, v in tensors.items()
+            }
+            with torch.inference_mode():
+                return {OUTPUT_NAME: self.module(**tensors).float().numpy()}
 
 
 def _log_onnx(path: Path, signature: Any, example: Example) -> tuple[Any, str]:
     import onnx
+    import onnxruntime
 
+    offered = onnxruntime.get_available_providers()
     info = mlflow.onnx.log_model(
         onnx.load(path),
         name="model",
         signature=signature,
         input_example=example.inputs,
         save_as_external_data=False,
+        # the providers this machine has, GPU first: the model's pyfunc loads with those
+        onnx_execution_providers=[
+            p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in offered
+        ],
         pip_requirements=[f"onnxruntime=={_version('onnxruntime')}", f"onnx=={onnx.__version__}"],
     )
     return info, path.name

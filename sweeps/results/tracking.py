@@ -45,7 +45,9 @@ class TrackingStore:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # mlflow sets INFO on import
+        quiet = logging.getLogger("mlflow")  # mlflow sets INFO on its first import
+        if quiet.getEffectiveLevel() < logging.WARNING:
+            quiet.setLevel(logging.WARNING)
         self.client = mlflow.MlflowClient(tracking_uri=uri)
         # Logged models are written, and `models:/` URIs resolved, through MLflow's global
         # tracking URI: one process works on one store.
