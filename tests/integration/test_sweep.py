@@ -153,16 +153,19 @@ def test_sweep_records_every_trial_and_resumes(
         accuracy, size_bytes, latency = trial.values
         assert run.data.metrics["accuracy"] == accuracy
         assert run.data.metrics["latency_ms_median"] == latency
-        artifact = Path(
-            client.download_artifacts(
-                run.info.run_id, "model.onnx", str(tmp_path / "dl" / run.info.run_id)
-            )
-        )
+        # the artifact is the run's logged MLflow model (ONNX flavour), its bytes the measured
+        model = client.get_logged_model(run.data.tags["slimsweep.model_id"])
+        assert model.source_run_id == run.info.run_id
+        artifact = _model_file(model)
         assert artifact.stat().st_size == size_bytes == run.data.metrics["size_bytes"]
         assert (
             hashlib.sha256(artifact.read_bytes()).hexdigest()
             == run.data.tags["slimsweep.artifact_sha256"]
         )
+        assert [d.dataset.name for d in run.inputs.dataset_inputs] == [
+            "digits_cnn-eval",
+            "digits_cnn-calibration",
+        ]
 
     # int8 artifacts are smaller than fp32 ones (both unpruned: the first two enqueued trials).
     fp32, int8 = trials[0], trials[1]
@@ -341,7 +344,8 @@ def test_killed_driver_loses_no_completed_trial(
     shown = slimsweep("pareto", SWEEP, f"sweep.dir={tmp_path}")
     assert shown.returncode == 0, shown.stderr
     assert "UNFINISHED" in shown.stdout and "latency ms [95% CI]" in shown.stdout
-    assert shown.stdout.rstrip().endswith(f"not re-measured alone: `slimsweep remeasure {SWEEP}`")
+    assert "* latency measured during the sweep" in shown.stdout
+    assert f"not re-measured alone: `slimsweep remeasure {SWEEP}`" in shown.stdout
     on_front = min(front_trials(shown.stdout))
     card = tmp_path / "card"
     exported = slimsweep("export", SWEEP, str(on_front), f"sweep.dir={tmp_path}", "--to", str(card))
@@ -442,7 +446,8 @@ def test_choose_export_and_register_a_model(
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
     # A tampered artifact is refused by export and register alike.
-    stored = Path(run.info.artifact_uri.removeprefix("file://")) / "model.onnx"
+    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    stored = _model_file(client.get_logged_model(run.data.tags["slimsweep.model_id"]))
     stored.write_bytes(stored.read_bytes() + b"\0")
     for args in [
         ("export", SWEEP, str(number), f"sweep.dir={workdir}", "--to", str(tmp_path / "c")),
@@ -455,7 +460,6 @@ def test_choose_export_and_register_a_model(
     # The quiet phase refuses the changed artifact too, in one line: the sweep still ends, its
     # front on the in-sweep numbers, tagged in MLflow.
     load(workdir).set_user_attr("quiet_latency", {})  # as if the quiet phase had not run
-    client = mlflow.MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     for run_id, run in trial_runs(workdir).items():
         if "pareto" in run.data.tags:  # failed trials never get one
             client.delete_tag(run_id, "pareto")
@@ -494,6 +498,11 @@ def test_choose_export_and_register_a_model(
         tmp_path,
         completed=sum(s == TrialState.COMPLETE for s in states.values()),
     )
+
+
+def _model_file(model) -> Path:
+    """Where the local store keeps a logged model's `model.onnx`."""
+    return Path(model.artifact_location.removeprefix("file://")) / "model.onnx"
 
 
 def _check_rendered(browser, page: Path, out: Path, completed: int) -> None:
