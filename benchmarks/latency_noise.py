@@ -73,7 +73,7 @@ def _artifacts(batch: int, scratch: Path):
     config = compose([f"task.latency_batch_size={batch}"])["task"]
     task = build_task(config)
     data = task.load_data()
-    model = load_baseline(task, config, data, scratch / "cache")
+    model = load_baseline(task, data, scratch / "cache")
     runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu", threads=1))
     example = task.latency_inputs()
     calibration = [inputs for inputs, _ in data.calibration]

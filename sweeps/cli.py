@@ -245,7 +245,10 @@ def _report(args: argparse.Namespace) -> None:
     target = args.to or Path(_config(args)["sweep"]["dir"]) / f"{results.name}-report.html"
     if not target.parent.is_dir():
         raise SweepError(f"--to {target}: folder {target.parent} does not exist")
-    target.write_text(report_html(results, _store(args).sweep_config(results.name)))
+    try:
+        target.write_text(report_html(results, _store(args).sweep_config(results.name)))
+    except OSError as error:
+        raise SweepError(f"--to {target} cannot be written ({error.strerror or error})") from None
     print(target)
 
 

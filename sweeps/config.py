@@ -38,11 +38,18 @@ class Settings:
     quality_metric: str  # the task's name for its metric, e.g. "accuracy"
     resolved: dict[str, Any]  # the whole config as composed, logged with every run
 
-    def worker_spec(self) -> "WorkerSpec":
-        """What every worker of this sweep sets up: task, runtime, plugins, the node lock."""
+    def worker_spec(self, scratch: Path | None = None) -> "WorkerSpec":
+        """What every worker of this sweep sets up: task, runtime, plugins, the node lock, and
+        the folder its temporary files go to (removed by the driver when it stops)."""
         from slimsweep.sweeps.engine.worker import WorkerSpec
 
-        return WorkerSpec(self.task, self.runtime, self.plugins, self.cluster.exclusive_latency)
+        return WorkerSpec(
+            self.task,
+            self.runtime,
+            self.plugins,
+            self.cluster.exclusive_latency,
+            str(scratch) if scratch else "",
+        )
 
     def metric_names(self) -> list[str]:
         """Objective names as a user reads them: `quality` becomes the task's metric."""
@@ -65,6 +72,9 @@ def compose(overrides: list[str]) -> dict[str, Any]:
         cfg.sweep.dir = str(Path(cfg.sweep.dir).expanduser().resolve())
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as error:
+        as_fields = _task_fields_added(str(error), overrides)
+        if as_fields is not None:
+            return compose(as_fields)
         raise ConfigError(_explain(str(error), overrides)) from None
     for key in resolved:
         if key not in SECTIONS:
@@ -86,12 +96,7 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
 
     plugins = Plugins(tuple(resolved.get("plugins") or ()), os.getcwd())
     plugins.load()
-    try:
-        task = build_task(resolved["task"])
-    except Exception as error:
-        raise ConfigError(
-            f"task: cannot build {resolved['task'].get('_target_')!r}: {error}"
-        ) from None
+    task = build_task(resolved["task"])
     stage_configs = {name: STAGES.get(name).config_type for name in STAGES}
     cluster = typed(ClusterSettings, resolved["cluster"], "cluster")  # runtime threads follow it
     runtime = runtime_config(resolved["runtime"])
@@ -102,6 +107,12 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
         reason = RUNTIMES.get(runtime.name).unavailable()
         if reason:
             raise ConfigError(f"runtime={runtime.name} cannot run here: {reason}")
+        cpus = cluster.num_cpus or os.cpu_count() or 1
+        if cluster.cpus_per_trial > cpus:
+            raise ConfigError(
+                f"cluster.cpus_per_trial={cluster.cpus_per_trial} is more than the {cpus} CPUs "
+                "this machine gives Ray (cluster.num_cpus): no trial could ever start"
+            )
     return Settings(
         sweep=typed(SweepSettings, resolved["sweep"], "sweep"),
         search=typed(SearchSettings, resolved["search"], "search"),
@@ -196,6 +207,39 @@ def _check_stage_order(space: Space) -> None:
             )
 
 
+def _task_fields_added(message: str, overrides: list[str]) -> list[str] | None:
+    """`task.epochs=10` names a field of the task's class that its YAML leaves at the default:
+    Hydra refuses it (the key is not in the YAML), but the task's signature takes it, as
+    Hydra's structured configs would. The overrides with it added (`+task.epochs=10`)."""
+    unknown = re.match(r"Could not override '(task\.[^'.]+)'", " ".join(message.split()))
+    if not unknown:
+        return None
+    path = unknown.group(1)
+    given = [o for o in overrides if o.startswith(f"{path}=")]
+    rest = [o for o in overrides if o not in given]
+    if not given or path.split(".")[1] not in _task_parameters(compose(rest)["task"]):
+        return None
+    return [*rest, *(f"+{o}" for o in given)]
+
+
+def _task_parameters(task: dict[str, Any]) -> list[str]:
+    """The parameters the task's `_target_` takes (none if it cannot be imported yet: the
+    task check says why, later, in one line)."""
+    import importlib
+    import inspect
+    import sys
+
+    module, _, name = str(task.get("_target_")).rpartition(".")
+    sys.path.append(os.getcwd())  # a user's plugin beside the launch, as `plugins` finds it
+    try:
+        target = getattr(importlib.import_module(module), name)
+        return list(inspect.signature(target).parameters)
+    except Exception:
+        return []
+    finally:
+        sys.path.remove(os.getcwd())
+
+
 def _explain(message: str, overrides: list[str]) -> str:
     """Hydra's message in one paragraph, plus the keys allowed where an unknown one was given."""
     text = " ".join(line.strip() for line in message.strip().splitlines() if line.strip())
@@ -209,7 +253,10 @@ def _explain(message: str, overrides: list[str]) -> str:
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
             where = ".".join([*walked, part])
-            allowed = ", ".join(node) if isinstance(node, dict) else "none (not a mapping)"
+            keys = list(node) if isinstance(node, dict) else []
+            if walked == ["task"]:  # the task's own fields may be set too
+                keys += [p for p in _task_parameters(node) if p not in keys]
+            allowed = ", ".join(keys) or "none (not a mapping)"
             return f"unknown key {where!r}; allowed keys there: {allowed}"
         walked.append(part)
         node = node[part]

@@ -9,6 +9,11 @@ class SweepError(RuntimeError):
     """A sweep cannot be run or read as asked (locked, unknown, empty)."""
 
 
+class SlimsweepWarning(UserWarning):
+    """Something a trial did that works but costs what the user may not expect (raised in a
+    worker, shown by the driver beside the trial and tagged on its MLflow run)."""
+
+
 def require_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
     if value not in allowed:
         names = ", ".join(repr(a) for a in allowed)
@@ -38,3 +43,25 @@ def require_counts(prefix: str, config: object, keys: tuple[str, ...]) -> None:
         value = getattr(config, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{prefix}{key}={value!r} must be a whole number of at least 1")
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of a traceback or message: what went wrong, in one line."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
+def with_cause(error: BaseException, traceback_text: str) -> str:
+    """A failure's traceback, ending with its real cause in one line: the deepest chained
+    exception's type and first line (libraries such as torch end their own message with a
+    note, and wrap the cause in an exception of their own)."""
+    root = error
+    while (
+        deeper := root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+    ) is not None:
+        root = deeper
+    message = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
+    cause = f"{type(root).__name__}: {message}" if message else type(root).__name__
+    if last_line(traceback_text) == cause:
+        return traceback_text
+    return f"{traceback_text.rstrip()}\nthe cause: {cause[:500]}\n"

@@ -16,6 +16,7 @@ class SweepSettings:
     dir: str
     storage: str
     cache_dir: str
+    allow_changed_space: bool = False  # resume a sweep under another space or task
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:

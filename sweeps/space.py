@@ -243,6 +243,11 @@ def _parse_param(
         step, log = spec.get("step"), bool(spec.get("log", False))
         if step is not None and (not isinstance(step, int | float) or step <= 0):
             raise ConfigError(f"{where}.step={step!r} must be a positive number")
+        if step is not None and step > high - low > 0:
+            raise ConfigError(
+                f"{where}.step={step} is wider than the range [{low}, {high}]: only {low} "
+                "could ever be drawn"
+            )
         if log and low <= 0:
             raise ConfigError(f"{where}: log=true needs low > 0; got low={low}")
         return Param(name, key, low=low, high=high, step=step, log=log, when=when)

@@ -11,8 +11,10 @@ distils from the teacher alone. `extra_scores(outputs, targets) -> dict[str, flo
 quality numbers that are logged beside the metric.
 """
 
+import dataclasses
 import fcntl
 import hashlib
+import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+
+from slimsweep.sweeps.errors import ConfigError
 
 Inputs = dict[str, torch.Tensor]
 Batch = tuple[Inputs, torch.Tensor]  # named model inputs, and the targets the metric needs
@@ -78,28 +82,50 @@ class Task(Protocol):
 
 
 def build_task(task_config: Mapping[str, Any]) -> Task:
+    """The task the config's `_target_` builds; anything wrong is one line saying what."""
     from hydra.utils import instantiate
 
-    task = instantiate(dict(task_config), _convert_="all")
+    target = str(task_config.get("_target_"))
+    try:
+        task = instantiate(dict(task_config), _convert_="all")
+    except Exception as error:
+        reason = " ".join(str(error).split())
+        module = target.rpartition(".")[0]
+        if "Error locating target" in reason and module:
+            reason += (
+                f" If {module!r} is your own module, list it in plugins (plugins=[{module}]) "
+                "and launch from the folder it is in."
+            )
+        raise ConfigError(f"task: cannot build {target!r}: {reason}") from None
     if not isinstance(task, Task):
         missing = [m for m in ("name", "metric", *_METHODS) if not hasattr(task, m)]
-        raise TypeError(f"task {type(task).__name__} lacks {', '.join(missing)}")
+        raise ConfigError(
+            f"task: {target!r} builds a {type(task).__name__}, which lacks {', '.join(missing)}"
+        )
     return task
 
 
 _METHODS = ("build_model", "train_baseline", "load_data", "latency_inputs", "score")
 
 
-def config_hash(task_config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(task_config, sort_keys=True).encode()).hexdigest()[:16]
+def baseline_key(task: Task) -> str:
+    """What a trained baseline depends on: every field of the task as built (defaults
+    included, not just what its YAML spells out) and the code of its class and the classes
+    it derives from. Changing either trains a new baseline instead of reusing a stale one."""
+    fields = dataclasses.asdict(task) if dataclasses.is_dataclass(task) else vars(task)
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=repr).encode())
+    for cls in type(task).__mro__:
+        try:
+            digest.update(Path(inspect.getfile(cls)).read_bytes())
+        except (TypeError, OSError):  # built in, or no file to read
+            continue
+    return f"{task.name}-{digest.hexdigest()[:16]}"
 
 
-def load_baseline(
-    task: Task, task_config: Mapping[str, Any], data: TaskData, cache_dir: Path
-) -> torch.nn.Module:
+def load_baseline(task: Task, data: TaskData, cache_dir: Path) -> torch.nn.Module:
     """The trained baseline, from the node's cache or trained now under a lock (once a node)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = f"{task.name}-{config_hash(task_config)}"
+    key = baseline_key(task)
     weights = cache_dir / f"{key}.pt"
     model = task.build_model()
     with open(cache_dir / f"{key}.lock", "w") as lock:

@@ -2,6 +2,7 @@
 its model produces and the numbers its metric returns. A wrong task fails here, naming
 what is wrong, instead of in every trial of a sweep."""
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +46,11 @@ def _check_batches(name: str, batches: Any, required: bool) -> None:
 def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
     """Build the task, load its data, run its untrained model on one eval batch and score it
     (its metric and any extra scores: the quality numbers each trial will record)."""
+    task = build_task(task_config)
     try:
-        task = build_task(task_config)
+        data = task.load_data()
     except Exception as error:
-        raise ConfigError(f"task: cannot build {task_config.get('_target_')!r}: {error}") from None
-    data = task.load_data()
+        raise ConfigError(f"task {task.name}: load_data() raised {error!r}") from None
     if not isinstance(data, TaskData):
         raise ConfigError(
             f"task {task.name}: load_data() returned {type(data).__name__}, not TaskData"
@@ -64,8 +65,16 @@ def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
             f"task {task.name}: latency_inputs() names {sorted(latency)}, the eval batches "
             f"name {sorted(inputs)}; the artifact is exported and timed on one signature"
         )
-    with torch.no_grad():
-        outputs = task.build_model().eval()(**inputs)
+    model = task.build_model().eval()
+    try:
+        with torch.no_grad():
+            outputs = model(**inputs)
+    except TypeError as error:  # most often: forward() names its arguments otherwise
+        raise ConfigError(
+            f"task {task.name}: the model was called as model(**inputs) with the batches' "
+            f"names {sorted(inputs)}, and forward{inspect.signature(model.forward)} refused "
+            f"them ({error}); name the batch's inputs as forward()'s arguments"
+        ) from None
     if not isinstance(outputs, torch.Tensor) or outputs.shape[0] != targets.shape[0]:
         raise ConfigError(
             f"task {task.name}: the model must return one tensor with the batch first; on an eval "

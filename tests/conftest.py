@@ -33,4 +33,4 @@ def digits_data(digits_task: DigitsCNNTask) -> TaskData:
 def trained_digits(
     digits_task: DigitsCNNTask, digits_data: TaskData, baseline_cache: Path
 ) -> torch.nn.Module:
-    return load_baseline(digits_task, DIGITS_CONFIG, digits_data, baseline_cache)
+    return load_baseline(digits_task, digits_data, baseline_cache)

@@ -5,12 +5,15 @@ tracking store; workers only return what they measured."""
 import contextlib
 import fcntl
 import logging
+import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.engine.quiet_phase import remeasure_front
@@ -29,47 +32,84 @@ from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.readers.descriptions import front_description, trial_description
 from slimsweep.sweeps.readers.links import view_tags
 from slimsweep.sweeps.readers.plots import front_html, front_png
-from slimsweep.sweeps.results.keys import FINISHED_ATTR
+from slimsweep.sweeps.results.keys import FAILURE_ATTR, FINISHED_ATTR
 from slimsweep.sweeps.results.rows import read_results
 from slimsweep.sweeps.results.tracking import Tracker
 
 
 def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optuna.Study:
-    """Run the sweep to `search.n_trials` finished trials; safe to call again to resume."""
+    """Run the sweep to `search.n_trials` finished trials; safe to call again to resume.
+
+    Ctrl-C, or a baseline that fails, stops it: the trials in flight are marked failed (their
+    recipes run again on resume) and the sweep's run ends KILLED. A sweep in which every trial
+    failed is an error once it has ended."""
     progress = progress or LineProgress()
     _quiet_libraries()
     sampler = build_sampler(settings.search.sampler)
     workdir = Path(settings.sweep.dir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with _sweep_lock(workdir, settings.sweep.name):
-        study = open_study(settings, sampler)
-        study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
-        tracker = _tracker(settings)
-        tracker.log_sweep_config(settings.resolved)
-        objectives = [o.direction == "maximize" for o in settings.search.objectives]
-        directions = dict(zip(settings.metric_names(), objectives, strict=True))
-        tracker.describe_experiment(view_tags(directions, tracker.sweep_run_id))
-        for stale in interrupted_trials(study):
-            progress.warning(f"trial {stale.number} was interrupted; its recipe will run again")
-        tracker.close_interrupted_trials(
-            "the driver stopped before this trial finished; its recipe is run again"
-        )
-        recorder = Recorder(settings, study, tracker, progress)
-        finished = finished_count(study)
-        remaining = settings.search.n_trials - finished
-        progress.message(
-            f"sweep {settings.sweep.name!r}: {finished} trials finished, "
-            f"{max(remaining, 0)} to run; stores in {workdir}"
-        )
-        if remaining > 0:
-            progress.begin(remaining)
-            _run_trials(settings, study, recorder, remaining)
-        failure = remeasure_front(settings, study, tracker, recorder, progress)
-        if failure:
-            progress.warning(f"{QUIET_FAILED} ({failure}); {IN_SWEEP_NUMBERS}")
-        _finish(study, tracker, finished=True)
-        study.set_user_attr(FINISHED_ATTR, True)
+    scratch = Path(tempfile.gettempdir()) / f"slimsweep-{settings.sweep.name}-{os.getpid()}"
+    try:
+        with _sweep_lock(workdir, settings.sweep.name):
+            study, tracker = _open(settings, sampler, progress)
+            recorder = Recorder(settings, study, tracker, progress)
+            finished = finished_count(study)
+            remaining = settings.search.n_trials - finished
+            progress.message(
+                f"sweep {settings.sweep.name!r}: {finished} trials finished, "
+                f"{max(remaining, 0)} to run; stores in {workdir}"
+            )
+            if remaining > 0:
+                progress.begin(remaining)
+                try:
+                    _run_trials(settings, study, recorder, remaining, scratch)
+                except (KeyboardInterrupt, BaselineFailed):
+                    interrupted_trials(study)
+                    tracker.close_interrupted_trials("the sweep was stopped before it finished")
+                    _finish(study, tracker, finished=False)
+                    raise
+            failure = remeasure_front(settings, study, tracker, recorder, progress)
+            if failure:
+                progress.warning(f"{QUIET_FAILED} ({failure}); {IN_SWEEP_NUMBERS}")
+            _finish(study, tracker, finished=True)
+            study.set_user_attr(FINISHED_ATTR, True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _refuse_all_failed(study)
     return study
+
+
+class BaselineFailed(SweepError):
+    """Every trial is compared with the baseline: without it, the sweep cannot go on."""
+
+
+def _open(
+    settings: Settings, sampler: optuna.samplers.BaseSampler, progress: LineProgress
+) -> tuple[optuna.Study, Tracker]:
+    """The study and the tracking store, ready: views described, trials a dead driver left
+    running marked failed and queued again."""
+    study = open_study(settings, sampler)
+    study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
+    tracker = _tracker(settings)
+    tracker.log_sweep_config(settings.resolved)
+    objectives = [o.direction == "maximize" for o in settings.search.objectives]
+    directions = dict(zip(settings.metric_names(), objectives, strict=True))
+    tracker.describe_experiment(view_tags(directions, tracker.sweep_run_id))
+    for stale in interrupted_trials(study):
+        progress.warning(f"trial {stale.number} was interrupted; its recipe will run again")
+    tracker.close_interrupted_trials(
+        "the driver stopped before this trial finished; its recipe is run again"
+    )
+    return study, tracker
+
+
+def _refuse_all_failed(study: optuna.Study) -> None:
+    results = read_results(study)
+    if not results.rows and results.failed:
+        last = next(t for t in reversed(study.trials) if t.state == TrialState.FAIL)
+        raise SweepError(
+            f"every trial of sweep {study.study_name!r} failed ({results.failed}); the last "
+            f"said: {last.user_attrs.get(FAILURE_ATTR, 'nothing')}"
+        )
 
 
 QUIET_FAILED = "quiet phase not used"
@@ -92,12 +132,12 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
 
 
 def _run_trials(
-    settings: Settings, study: optuna.Study, recorder: Recorder, remaining: int
+    settings: Settings, study: optuna.Study, recorder: Recorder, remaining: int, scratch: Path
 ) -> None:
     """Keep `search.parallelism` trials in flight until `remaining` have been launched and
-    every one of them is recorded."""
+    every one of them is recorded; stop at once if the baseline fails."""
     pool = RayPool(settings.cluster)
-    worker = settings.worker_spec()
+    worker = settings.worker_spec(scratch)
     cache_dir = str(Path(settings.sweep.cache_dir).resolve())
     launched = 0
     while launched < remaining or len(pool):
@@ -109,7 +149,13 @@ def _run_trials(
             pool.submit((trial, run_id), run_trial, request)
             launched += 1
         (trial, run_id), result, lost = pool.next_done()
-        recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
+        reason = recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
+        if reason is not None and trial.params == settings.space.baseline:
+            pool.cancel()
+            raise BaselineFailed(
+                f"the baseline (trial {trial.number}) failed: {reason}. Every trial is "
+                "compared with it, so the sweep stopped; fix it and run the same command again"
+            )
 
 
 def _tracker(settings: Settings) -> Tracker:
@@ -149,7 +195,15 @@ def _quiet_libraries() -> None:
 def _sweep_lock(workdir: Path, name: str) -> Iterator[None]:
     """One driver per sweep: a second `slimsweep run` of the same sweep is refused."""
     path = workdir / f"{name}.lock"
-    with open(path, "w") as lock:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        lock = open(path, "w")  # noqa: SIM115 (held for the whole sweep, closed below)
+    except OSError as error:
+        raise SweepError(
+            f"sweep.dir {workdir} cannot be written ({error.strerror or error}); choose "
+            "another with sweep.dir=..."
+        ) from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -10,10 +10,11 @@ from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.engine.ray_pool import RayPool
 from slimsweep.sweeps.engine.recording import Recorder
 from slimsweep.sweeps.engine.remeasure import Artifact, RemeasureRequest, remeasure
+from slimsweep.sweeps.errors import last_line
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.results.keys import QUIET_ATTR, QUIET_SUFFIX
 from slimsweep.sweeps.results.rows import read_results
-from slimsweep.sweeps.results.tracking import Tracker, last_line
+from slimsweep.sweeps.results.tracking import Tracker
 
 
 def remeasure_front(

@@ -5,6 +5,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.settings import ClusterSettings
 
 
@@ -28,6 +29,12 @@ class RayPool:
             )
         self.cluster = cluster
         self._pending: dict[Any, Any] = {}  # Ray object ref → the caller's key
+        largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+        if cluster.cpus_per_trial > largest:
+            raise SweepError(
+                f"cluster.cpus_per_trial={cluster.cpus_per_trial}: no node of the Ray cluster has "
+                f"that many CPUs (the largest has {largest:g}); no trial could ever start"
+            )
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -49,6 +56,14 @@ class RayPool:
             return key, ray.get(ref), None
         except ray.exceptions.RayError as error:
             return key, None, f"Ray lost the task: {error}"
+
+    def cancel(self) -> None:
+        """Stop every task still in flight (their workers are killed)."""
+        import ray
+
+        for ref in self._pending:
+            ray.cancel(ref, force=True)
+        self._pending.clear()
 
     def run(self, function: Callable[[Any], Any], request: Any) -> tuple[Any, str | None]:
         """One task to its end: (result, None) or (None, why Ray lost it)."""

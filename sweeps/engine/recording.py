@@ -6,6 +6,7 @@ import optuna
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.engine.bench import paired_estimate
 from slimsweep.sweeps.engine.trial import TrialResult
+from slimsweep.sweeps.errors import last_line
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.results.keys import (
     ARTIFACT_ATTR,
@@ -18,9 +19,10 @@ from slimsweep.sweeps.results.keys import (
     REFERENCE_LATENCY_ATTR,
     RUN_ID_ATTR,
     SAVED_BYTES_PREFIX,
+    WARNINGS_TAG,
 )
 from slimsweep.sweeps.results.rows import read_results
-from slimsweep.sweeps.results.tracking import Tracker, last_line
+from slimsweep.sweeps.results.tracking import Tracker
 from slimsweep.sweeps.space import RecipeStep, describe_recipe
 
 
@@ -43,11 +45,11 @@ class Recorder:
         self.progress.started(trial.number, summary)
         return run_id
 
-    def record(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> None:
+    def record(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> str | None:
+        """Record the trial; returns why it failed (one line), or None."""
         reason = result.error or self.hardware_refusal(result.hardware)
         if reason is not None:
-            self.fail(trial, run_id, reason)
-            return
+            return self.fail(trial, run_id, reason)
         reference = self.study.user_attrs.get(
             REFERENCE_LATENCY_ATTR, result.metrics["baseline_latency_ms_median"]
         )
@@ -58,11 +60,16 @@ class Recorder:
         missing = [name for name in names if name not in metrics]
         if missing:
             recorded = ", ".join(sorted(metrics))
-            self.fail(trial, run_id, f"the trial recorded no {', '.join(missing)} ({recorded})")
-            return
+            return self.fail(
+                trial, run_id, f"the trial recorded no {', '.join(missing)} ({recorded})"
+            )
         values = [metrics[name] for name in names]
         try:
-            details = {"hardware": result.hardware, "phases": result.phases}
+            inputs = {  # what the artifact takes: names, dtypes, shapes (batch first, dynamic)
+                name: {"dtype": str(rows.dtype), "shape": ["batch", *rows.shape[1:]]}
+                for name, rows in result.example_inputs.items()
+            }
+            details = {"hardware": result.hardware, "phases": result.phases, "inputs": inputs}
             example = (result.example_inputs, result.example_outputs)
             self.tracker.finish_trial(
                 run_id,
@@ -75,8 +82,11 @@ class Recorder:
                 result.splits,
             )
         except Exception as error:
-            self.fail(trial, run_id, f"recording the trial failed: {error!r}")
-            return
+            return self.fail(trial, run_id, f"recording the trial failed: {error!r}")
+        for warning in result.warnings:
+            self.progress.warning(f"trial {trial.number}: {warning}")
+        if result.warnings:
+            self.tracker.tag(run_id, WARNINGS_TAG, "\n".join(result.warnings))
         trial.set_user_attr(METRICS_ATTR, metrics)
         trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         trial.set_user_attr(PHASES_ATTR, result.phases)
@@ -87,13 +97,15 @@ class Recorder:
             self.study.set_user_attr(REFERENCE_LATENCY_ATTR, reference)
         results = read_results(self.study, quiet=False)
         self.progress.finished(trial.number, dict(zip(names, values, strict=True)), results)
+        return None
 
-    def fail(self, trial: optuna.Trial, run_id: str, reason: str) -> None:
+    def fail(self, trial: optuna.Trial, run_id: str, reason: str) -> str:
         self.tracker.fail_trial(run_id, reason)
         what = last_line(reason)
         trial.set_user_attr(FAILURE_ATTR, what[:1000])
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.progress.failed(trial.number, what)
+        return what
 
     def hardware_refusal(self, hardware: str) -> str | None:
         """Latencies from two hardware targets must not meet in one objective, unless allowed."""

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.errors import ConfigError, SweepError
-from slimsweep.sweeps.results.keys import LAST_RUN_AT_ATTR, REQUEUED_FROM_ATTR
+from slimsweep.sweeps.results.keys import LAST_RUN_AT_ATTR, REQUEUED_FROM_ATTR, SEARCHED_ATTR
 
 
 def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler:
@@ -64,12 +64,47 @@ def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optu
     if [d.name.lower() for d in study.directions] != directions:
         raise SweepError(f"sweep {settings.sweep.name!r} was started with other directions")
     study.set_metric_names(names)
+    _check_same_space(study, settings)
     study.set_user_attr(LAST_RUN_AT_ATTR, datetime.now(UTC).isoformat())
-    if settings.space.baseline is not None:
-        study.enqueue_trial(settings.space.baseline, skip_if_exists=True)
+    if settings.space.baseline is not None and not _done_or_queued(study, settings.space.baseline):
+        study.enqueue_trial(settings.space.baseline)  # again, if it failed before
     for params in settings.space.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     return study
+
+
+def _check_same_space(study: optuna.Study, settings: Settings) -> None:
+    """A resumed sweep runs under the space and task it was started with: its trials would
+    not compare otherwise. Another one is refused, naming what changed, unless allowed."""
+    searched = {key: settings.resolved[key] for key in ("task", "space")}
+    searched["space"] = {k: v for k, v in searched["space"].items() if k != "enqueue"}
+    before = study.user_attrs.get(SEARCHED_ATTR)
+    if before is not None and before != searched and not settings.sweep.allow_changed_space:
+        changed = _differences(before, searched)
+        raise SweepError(
+            f"sweep {settings.sweep.name!r} was started under another space or task "
+            f"({'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''}); use another "
+            "sweep.name, or sweep.allow_changed_space=true to go on under this one"
+        )
+    study.set_user_attr(SEARCHED_ATTR, searched)
+
+
+def _differences(before: Any, now: Any, where: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(now, dict):
+        return [
+            change
+            for key in sorted(set(before) | set(now), key=str)
+            for change in _differences(before.get(key), now.get(key), f"{where}.{key}".lstrip("."))
+        ]
+    return [] if before == now else [f"{where}: {before!r} -> {now!r}"]
+
+
+def _done_or_queued(study: optuna.Study, params: dict[str, Any]) -> bool:
+    live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    for trial in study.get_trials(deepcopy=False, states=live):
+        if trial.system_attrs.get("fixed_params", trial.params) == params:
+            return True
+    return False
 
 
 def interrupted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

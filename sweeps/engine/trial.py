@@ -11,6 +11,7 @@ import itertools
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from slimsweep.sweeps.engine.worker import WorkerSpec, cached_task, set_up
+from slimsweep.sweeps.errors import SlimsweepWarning, with_cause
 from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX
 from slimsweep.sweeps.space import RecipeStep
 from slimsweep.sweeps.task import SplitSummary
@@ -45,6 +47,7 @@ class TrialResult:
     example_inputs: dict[str, Any] = field(default_factory=dict)
     example_outputs: Any = None
     splits: list[SplitSummary] = field(default_factory=list)  # the data it was judged on
+    warnings: list[str] = field(default_factory=list)  # what it did that the user should hear
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,6 @@ class _Prepared:
 @functools.cache
 def _prepare(task_json: str, cache_dir: str) -> _Prepared:
     """Data and trained baseline, once per worker process (and trained once per node)."""
-    import json
 
     from slimsweep.sweeps.task import load_baseline, summarise_split
 
@@ -78,7 +80,7 @@ def _prepare(task_json: str, cache_dir: str) -> _Prepared:
         summarise_split(task.name, "eval", data.eval),
         summarise_split(task.name, "calibration", data.calibration),
     ]
-    baseline = load_baseline(task, json.loads(task_json), data, Path(cache_dir))
+    baseline = load_baseline(task, data, Path(cache_dir))
     return _Prepared(data, baseline, splits)
 
 
@@ -86,8 +88,8 @@ def run_trial(request: TrialRequest) -> TrialResult:
     """Never raises: a failure comes back as a result carrying its traceback."""
     try:
         return _run(request)
-    except Exception:
-        return TrialResult(request.number, error=traceback.format_exc())
+    except Exception as error:
+        return TrialResult(request.number, error=with_cause(error, traceback.format_exc()))
 
 
 def _run(request: TrialRequest) -> TrialResult:
@@ -113,7 +115,12 @@ def _run(request: TrialRequest) -> TrialResult:
         size = len(artifact_bytes(CompressedModel(prepared.baseline), path))
         return _BaselineArtifact(size, runtime.load(path), folder)
 
-    with tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch,
+        warnings.catch_warnings(record=True) as raised,
+    ):
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", SlimsweepWarning)
         with lock.compute("compress"):
             model = CompressedModel(copy.deepcopy(prepared.baseline))
             context = StageContext(data, request.number, task, prepared.baseline)
@@ -168,4 +175,5 @@ def _run(request: TrialRequest) -> TrialResult:
         example_inputs=example,
         example_outputs=example_outputs,
         splits=prepared.splits,
+        warnings=list(dict.fromkeys(str(w.message) for w in raised)),
     )

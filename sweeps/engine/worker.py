@@ -4,6 +4,8 @@ Trials and the quiet phase share it, so both measure the same way."""
 
 import functools
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,7 @@ class WorkerSpec:
     runtime: RuntimeConfig
     plugins: Plugins = field(default_factory=Plugins)
     exclusive_latency: bool = True
+    scratch: str = ""  # where the worker's temporary files go; the driver removes it
 
     @property
     def task_json(self) -> str:
@@ -50,6 +53,9 @@ def set_up(spec: WorkerSpec) -> Worker:
     from slimsweep.sweeps.engine.node_lock import NodeLock
     from slimsweep.sweeps.runtimes import build_runtime
 
+    if spec.scratch:  # every temporary file of this worker (exports, quantizers) goes there
+        os.makedirs(spec.scratch, exist_ok=True)
+        tempfile.tempdir = spec.scratch
     spec.plugins.load()
     task = cached_task(spec.task_json)
     example = task.latency_inputs()

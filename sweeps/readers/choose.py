@@ -15,10 +15,15 @@ class Bound:
     upper: bool  # True: metric <= limit; False: metric >= limit
 
     def holds(self, row: TrialRow) -> bool:
+        return self.miss(row) == 0.0
+
+    def miss(self, row: TrialRow) -> float:
+        """How far `row` is from meeting the bound, relative to the limit (0 when it does)."""
         value = row.value(self.metric)
         if value is None:
-            return False
-        return value <= self.limit if self.upper else value >= self.limit
+            return float("inf")
+        over = value - self.limit if self.upper else self.limit - value
+        return max(over, 0.0) / (abs(self.limit) or 1.0)
 
     def __str__(self) -> str:
         return f"{self.metric} {'<=' if self.upper else '>='} {self.limit:g}"
@@ -43,7 +48,7 @@ def choose(results: SweepResults, bounds: list[Bound], knee: bool) -> Choice:
     meeting = [r for r in rows if all(b.holds(r) for b in bounds)]
     wanted = " and ".join(str(b) for b in bounds) or "no bounds"
     if not meeting:
-        closest = min(rows, key=lambda r: sum(not b.holds(r) for b in bounds))
+        closest = min(rows, key=lambda r: (sum(b.miss(r) for b in bounds), r.trial))
         missed = ", ".join(str(b) for b in bounds if not b.holds(closest))
         raise SweepError(
             f"no model on the front of {results.name!r} meets {wanted}; the closest, "

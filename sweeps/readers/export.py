@@ -73,6 +73,14 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         f"- artifact: `{row.artifact}`, sha256 `{sha256}`",
         f"- runtime: {config['runtime']['name']} ({config['runtime'].get('threads')} threads)",
         f"- measured on: {details.get('hardware', 'unknown')}",
+        "- inputs: "
+        + (
+            ", ".join(
+                f"`{name}` {spec['dtype']} [{', '.join(map(str, spec['shape']))}]"
+                for name, spec in details.get("inputs", {}).items()
+            )
+            or "not recorded"
+        ),
         f"- task: {config['task'].get('name', config['task'].get('_target_'))}",
         f"- on the Pareto front: {'yes' if on_front else 'no'}",
         f"- sweep: {'finished' if results.finished else UNFINISHED}",

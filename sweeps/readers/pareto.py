@@ -51,7 +51,11 @@ def format_front(
         compared = results.versus(r)
         cells = [
             _cell(n, r.values[n], r.metrics)
-            + in_brackets(compared.get(n), up, "+.4f")
+            + (
+                " (≈)"
+                if _within_interval(results, r, n)
+                else in_brackets(compared.get(n), up, "+.4f")
+            )
             + (" *" if n in results.latency_objectives and not r.remeasured else "")
             for n, up in directions.items()
         ]
@@ -103,13 +107,28 @@ def in_brackets(compared: float | None, up: bool, difference: str = "+.4g") -> s
     return "" if compared is None else f" ({describe_change(compared, up, difference)})"
 
 
+def _change(
+    results: SweepResults, row: TrialRow, name: str, compared: float | None, up: bool
+) -> str:
+    return " (≈)" if _within_interval(results, row, name) else in_brackets(compared, up, "+.4f")
+
+
+def _within_interval(results: SweepResults, row: TrialRow, name: str) -> bool:
+    """The baseline's latency lies inside this row's 95 % interval: the change is noise."""
+    baseline = results.baseline_for(row)
+    if name != "latency_ms_median" or baseline is None or baseline.trial == row.trial:
+        return False
+    low, high = row.metrics.get("latency_ms_ci95_low"), row.metrics.get("latency_ms_ci95_high")
+    return low is not None and high is not None and low <= baseline.values[name] <= high
+
+
 def _cell(name: str, value: float, metrics: dict[str, float]) -> str:
     if name == "size_bytes":
         return f"{value / 1024:.1f}"
     if name == "latency_ms_median":
         low = metrics.get("latency_ms_ci95_low", value)
         high = metrics.get("latency_ms_ci95_high", value)
-        return f"{value:.3f} [{low:.3f}-{high:.3f}]"
+        return f"{value:.4g} [{low:.4g}-{high:.4g}]"
     if name == "param_count":
         return f"{value:,.0f}"
     return f"{value:.4f}"

@@ -20,6 +20,7 @@ HARDWARE_ATTR = "hardware"  # the fingerprint every latency of the sweep comes f
 QUIET_ATTR = "quiet_latency"  # {trial number: latency metrics of the quiet phase}
 REFERENCE_LATENCY_ATTR = "latency_reference_ms"  # the baseline median latencies are scaled to
 LAST_RUN_AT_ATTR = "last_run_at"  # ISO time a driver last opened the sweep
+SEARCHED_ATTR = "searched"  # the task and space (less its enqueued recipes) it runs under
 FINISHED_ATTR = "finished"  # True once a driver ran the sweep to its end; False while not
 QUIET_SUFFIX = "_quiet"  # metric names of the quiet phase: latency_ms_median_quiet, ...
 
@@ -32,6 +33,7 @@ RECIPE_TAG = "slimsweep.recipe"
 SHA256_TAG = "slimsweep.artifact_sha256"  # of the artifact that was measured
 HARDWARE_TAG = "slimsweep.hardware"
 FAILURE_TAG = "slimsweep.failure"
+WARNINGS_TAG = "slimsweep.warnings"  # what a trial did that costs more than one might expect
 PARETO_TAG = "pareto"  # "true" | "false", once the sweep ends
 MODEL_ID_TAG = "slimsweep.model_id"  # the MLflow model the trial's artifact was logged as
 MODEL_FILE_TAG = "slimsweep.model_file"  # the artifact's path inside that logged model

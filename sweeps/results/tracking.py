@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from slimsweep.sweeps.errors import last_line
 from slimsweep.sweeps.results.keys import (
     CONFIG_FILE,
     DETAILS_FILE,
@@ -230,6 +231,9 @@ class Tracker(TrackingStore):
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
 
+    def tag(self, run_id: str, key: str, value: str) -> None:
+        self.client.set_tag(run_id, key, value[:4000])
+
     def log_quiet_latency(self, run_id: str, metrics: dict[str, float]) -> None:
         """Each quiet phase logs at its own time, so MLflow shows the latest one."""
         from mlflow.entities import Metric
@@ -280,9 +284,3 @@ class Tracker(TrackingStore):
         for plot in plots:
             self.client.log_artifact(self.sweep_run_id, str(plot), PLOTS_FOLDER)
         self.client.set_terminated(self.sweep_run_id, status)
-
-
-def last_line(text: str) -> str:
-    """The last non-blank line of a traceback or message: what went wrong, in one line."""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text

@@ -8,6 +8,8 @@ rounded to nearest here. An embedding table is grouped along its rows' features 
 4-bit in memory: ORT dequantizes only the rows a batch gathers.
 """
 
+import warnings
+
 import numpy as np
 import onnx
 import torch
@@ -15,6 +17,7 @@ from onnx import helper, numpy_helper
 
 from slimsweep.compressors.grouped import round_to_nearest
 from slimsweep.compressors.plans import GroupQuantized, WeightOnlyPlan, weight_key
+from slimsweep.sweeps.errors import SlimsweepWarning
 from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul, replace_nodes
 
 CONTAINER_BITS = 4  # MatMulNBits' CPU kernel; a 3-bit grid is stored in 4-bit codes
@@ -39,6 +42,15 @@ def unpack_nibbles(packed: np.ndarray, count: int) -> np.ndarray:
 def matmul_nbits(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: np.ndarray) -> tuple:
     """The MatMulNBits node and its initializers replacing MatMul(A, weight [K, N])."""
     k, n = weight.shape
+    padding = -k % plan.group_size
+    if padding:
+        warnings.warn(
+            SlimsweepWarning(
+                f"a {k}-wide matmul input pads to {k + padding} for groups of "
+                f"{plan.group_size}: {padding / (k + padding):.0%} of its packed weight is padding"
+            ),
+            stacklevel=2,
+        )
     rounded = _codes_for(plan, node, torch.from_numpy(np.ascontiguousarray(weight.T)))
     groups = rounded.scales.shape[1]
     name = node.input[1]

@@ -425,6 +425,7 @@ def test_choose_export_and_register_a_model(
         sha256 == run.data.tags["slimsweep.artifact_sha256"]
         and sha256 in (out / "MODEL_CARD.md").read_text()
     )
+    assert "- inputs: `pixels` float32 [batch, 1, 8, 8]" in (out / "MODEL_CARD.md").read_text()
 
     # Bad input: each a single line and exit 2, nothing written.
     states = {t.number: t.state for t in study.get_trials()}

@@ -62,6 +62,10 @@ def test_overrides_reach_the_settings() -> None:
         ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: ort_cpu, ort_cuda"),
         ("cluster.cpus_per_trial=0", "cluster.cpus_per_trial=0 must be at least 1"),
         (
+            "cluster.cpus_per_trial=4096",
+            "cluster.cpus_per_trial=4096 is more than the",  # this machine's count of CPUs
+        ),
+        (
             "space.recipe.prune.sparsity.high=1.5",
             "space.recipe.prune.sparsity (stage magnitude_prune): sparsity=1.5 is out of range",
         ),

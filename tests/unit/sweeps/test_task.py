@@ -1,10 +1,12 @@
+import importlib
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from slimsweep.sweeps.task import Task, build_task, evaluate, load_baseline
+from slimsweep.sweeps.task import Task, baseline_key, build_task, evaluate, load_baseline
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask
 
 
@@ -62,13 +64,31 @@ def test_baseline_is_trained_once_then_loaded_from_cache(digits_data, tmp_path: 
                     p.add_(1.0)
 
     task = CountingTask(epochs=1)
-    first = load_baseline(task, {"epochs": 1}, digits_data, tmp_path)
-    second = load_baseline(task, {"epochs": 1}, digits_data, tmp_path)
+    first = load_baseline(task, digits_data, tmp_path)
+    second = load_baseline(CountingTask(epochs=1), digits_data, tmp_path)
     assert CountingTask.trainings == 1
     for a, b in zip(first.parameters(), second.parameters(), strict=True):
         assert torch.equal(a, b)
-    load_baseline(task, {"epochs": 2}, digits_data, tmp_path)  # another config, another key
+    load_baseline(CountingTask(epochs=2), digits_data, tmp_path)  # another field, another key
     assert CountingTask.trainings == 2
+
+
+def test_the_baseline_key_follows_defaults_and_code(tmp_path: Path, monkeypatch) -> None:
+    """A default changed in code (not in YAML) or any edit of the task's module trains anew."""
+    module = tmp_path / "my_task.py"
+    template = (
+        "from dataclasses import dataclass\n"
+        "from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask\n"
+        "@dataclass\nclass MyTask(DigitsCNNTask):\n    epochs: int = {epochs}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    keys = []
+    for epochs, comment in [(60, ""), (1, ""), (1, "# a comment\n")]:
+        module.write_text(template.format(epochs=epochs) + comment)
+        sys.modules.pop("my_task", None)
+        keys.append(baseline_key(importlib.import_module("my_task").MyTask()))
+    assert len(set(keys)) == 3
+    assert baseline_key(DigitsCNNTask()) == baseline_key(DigitsCNNTask())
 
 
 def test_a_score_that_is_not_a_number_is_refused(digits_data) -> None:

@@ -64,6 +64,11 @@ def test_a_task_from_outside_slimsweep_is_accepted_and_runs_a_trial(tmp_path: Pa
             "task wave: latency_inputs() names ['features'], the eval batches name ['input']",
         ),
         ("user_task.Missing", "task: cannot build 'user_task.Missing'"),
+        (
+            "user_task.ForwardNamedOtherwise",
+            "task wave: the model was called as model(**inputs) with the batches' names "
+            "['input'], and forward(features: torch.Tensor) -> torch.Tensor refused them",
+        ),
     ],
 )
 def test_a_wrong_task_is_refused_naming_the_problem(target: str, message: str) -> None:

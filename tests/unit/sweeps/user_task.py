@@ -105,3 +105,20 @@ class WithRecall(WaveRegression):
 
     def extra_scores(self, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
         return {"max_error": -float(np.abs(outputs - targets).max())}
+
+
+class _Named(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features)
+
+
+@dataclass
+class ForwardNamedOtherwise(WaveRegression):
+    """forward(features) while the batches say `input`, as a user's own model may."""
+
+    def build_model(self) -> torch.nn.Module:
+        return _Named()

@@ -54,3 +54,11 @@ def test_impossible_or_unknown_bounds_say_so(results) -> None:
         choose(results, [Bound("accuracy", 0.999, upper=False)], knee=False)
     with pytest.raises(SweepError, match="bound on unknown metric 'speed'"):
         choose(results, [Bound("speed", 1.0, upper=True)], knee=False)
+
+
+def test_the_closest_model_is_the_one_nearest_the_bounds(results) -> None:
+    # size <= 90: trial 4 (100) misses by 11 %, trial 3 (200) by 122 %; both miss one bound
+    with pytest.raises(SweepError, match="the closest, trial 4, misses size_bytes <= 90"):
+        choose(results, [Bound("size_bytes", 90, upper=True)], knee=False)
+    with pytest.raises(SweepError, match="the closest, trial 0, misses accuracy >= 0.995"):
+        choose(results, [Bound("accuracy", 0.995, upper=False)], knee=False)

@@ -74,10 +74,23 @@ def _study_with_baseline() -> optuna.Study:
 def test_table_compares_with_the_baseline_in_the_user_s_units() -> None:
     table = format_front(read_results(_study_with_baseline()))
     assert "2 of 2 completed trials (1 failed)" in table
-    assert "baseline: trial 0, accuracy 0.9900, size KiB 8.0, latency ms 3.000" in table
+    assert "baseline: trial 0, accuracy 0.9900, size KiB 8.0, latency ms 3 [3-3]" in table
     row = next(line for line in table.splitlines() if line.startswith("1 "))
     assert "0.9800 (-0.0100)" in row and "2.0 (4.00x)" in row
-    assert "1.500 [1.400-1.700] (2.00x)" in row and row.endswith("abc")
+    assert "1.5 [1.4-1.7] (2.00x)" in row and row.endswith("abc")  # significant figures
+
+
+def test_a_latency_change_inside_the_trials_interval_is_shown_as_noise() -> None:
+    study = _study_with_baseline()
+    noise = {"latency_ms_ci95_low": 2.9, "latency_ms_ci95_high": 3.2}  # holds the baseline's 3
+    study.add_trial(
+        optuna.trial.create_trial(
+            values=[0.995, 8192.0, 2.97],
+            user_attrs={"recipe": "fp32 again", "mlflow_run_id": "copy", "metrics": noise},
+        )
+    )
+    row = next(line for line in format_front(read_results(study)).splitlines() if "copy" in line)
+    assert "2.97 [2.9-3.2] (≈)" in row and "1.01x" not in row
 
 
 def test_json_and_sorting() -> None:
