@@ -33,7 +33,7 @@ from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.results.rows import read_results
 from slimsweep.sweeps.results.tracking import TrackingStore
-from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
+from slimsweep.sweeps.runtimes.onnx_export import export_onnx
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.settings import LatencySettings
 from slimsweep.sweeps.task import build_task, evaluate_all
@@ -51,30 +51,14 @@ GOALS = [  # (minimum cosine, what is compared, at least)
 ]
 
 
-def torchscript_export(model, example: dict, path: Path) -> None:
-    """The exporter optimum used (and torch did before 2.9 made dynamo the default)."""
-    import torch
-
-    dynamic = {name: {0: "batch"} for name in [*example, OUTPUT_NAME]}
-    torch.onnx.export(
-        model.eval(),
-        tuple(example.values()),
-        str(path),
-        dynamo=False,
-        input_names=list(example),
-        output_names=[OUTPUT_NAME],
-        dynamic_axes=dynamic,
-    )
-
-
 def todays_recipe(task, scratch: Path) -> dict[int, bytes]:
     """The fp32 export and quantize_dynamic INT8 of each export, as users make them."""
     from onnxruntime.quantization import quantize_dynamic
 
     made = {}
-    for number, exporter in ((TODAY, export_onnx), (TODAY_TS, torchscript_export)):
+    for number, exporter in ((TODAY, "dynamo"), (TODAY_TS, "torchscript")):
         fp32, int8 = scratch / f"fp32{number}.onnx", scratch / f"int8{number}.onnx"
-        exporter(task.build_model(), task.latency_inputs(), fp32)
+        export_onnx(task.build_model(), task.latency_inputs(), fp32, exporter)
         quantize_dynamic(fp32, int8)
         made[number] = int8.read_bytes()
         if number == TODAY:

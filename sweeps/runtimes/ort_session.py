@@ -9,8 +9,9 @@ import numpy as np
 import onnx
 
 from slimsweep.compressors.base import CompressedModel
+from slimsweep.sweeps.errors import require_choice
 from slimsweep.sweeps.runtimes.base import RUNTIMES
-from slimsweep.sweeps.runtimes.onnx_export import OUTPUT_NAME, export_onnx
+from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, OUTPUT_NAME, export_onnx
 from slimsweep.sweeps.runtimes.onnx_storage import store_compact
 from slimsweep.sweeps.runtimes.ort_quantize import ORT_HANDLERS
 from slimsweep.sweeps.settings import RuntimeConfig
@@ -20,6 +21,11 @@ from slimsweep.sweeps.task import Inputs, Predict
 @dataclass
 class OrtCpuConfig(RuntimeConfig):
     compact_weights: bool = True
+    exporter: str = "auto"  # torch → ONNX: auto | torchscript | dynamo (see onnx_export)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("runtime.exporter", self.exporter, tuple(EXPORTERS))
 
 
 @RUNTIMES.register("ort_cpu")
@@ -49,7 +55,7 @@ class OrtCpuRuntime:
     ) -> None:
         with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
             float_path = Path(scratch) / "float.onnx"
-            export_onnx(model.module, example, float_path)
+            export_onnx(model.module, example, float_path, self.config.exporter)
             if model.quantization is None:
                 shutil.copyfile(float_path, path)
             else:

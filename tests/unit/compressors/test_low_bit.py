@@ -15,12 +15,13 @@ from onnx import numpy_helper
 
 from slimsweep.compressors import STAGES, CompressedModel, StageContext, WeightOnlyPlan
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
+from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS
 from slimsweep.sweeps.runtimes.onnx_nbits import pack_nibbles, unpack_nibbles
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 
 
-def _ort() -> OrtCpuRuntime:
-    return OrtCpuRuntime(OrtCpuConfig(name="ort_cpu", compact_weights=False))
+def _ort(exporter: str = "torchscript") -> OrtCpuRuntime:
+    return OrtCpuRuntime(OrtCpuConfig(name="ort_cpu", compact_weights=False, exporter=exporter))
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +92,17 @@ def _packed_grids(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]
     return grids
 
 
+@pytest.mark.parametrize("exporter", list(EXPORTERS))
 @pytest.mark.parametrize("stage", ["gptq", "awq", "qat"])
 def test_the_artifact_packs_exactly_the_codes_the_stage_chose(
-    stage, trained_digits, digits_task, digits_data, eval_pixels, tmp_path: Path
+    stage, exporter, trained_digits, digits_task, digits_data, eval_pixels, tmp_path: Path
 ) -> None:
     context = StageContext(digits_data, task=digits_task, teacher=trained_digits)
     params = {"steps": 20} if stage == "qat" else {}
     out = STAGES.get(stage).run(CompressedModel(copy.deepcopy(trained_digits)), params, context)
     plan = out.quantization
     assert isinstance(plan, WeightOnlyPlan) and len(plan.codes) == 2
-    _ort().export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "m.onnx")
+    _ort(exporter).export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "m.onnx")
     packed = _packed_grids(tmp_path / "m.onnx")
     assert len(packed) == len(plan.codes)
     for chosen in plan.codes.values():
@@ -120,7 +122,7 @@ def test_the_artifact_packs_exactly_the_codes_the_stage_chose(
         last = [m for m in out.module.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.weight.mul_(1.01)
     with pytest.raises(ValueError, match="refusing to round it again"):
-        _ort().export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "lost.onnx")
+        _ort(exporter).export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "lost.onnx")
 
 
 def test_qat_beats_ptq_at_3_bits_on_held_out_loss(

@@ -60,6 +60,10 @@ def test_overrides_reach_the_settings() -> None:
         ),
         ("runtime.latency.repeats=0", "runtime.latency.repeats=0 must be at least 1"),
         ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: ort_cpu, ort_cuda"),
+        (
+            "runtime.exporter=jit",
+            "runtime.exporter='jit' is not allowed; choose one of 'dynamo', 'torchscript'",
+        ),
         ("cluster.cpus_per_trial=0", "cluster.cpus_per_trial=0 must be at least 1"),
         (
             "cluster.cpus_per_trial=4096",

@@ -11,6 +11,7 @@ from onnx import numpy_helper
 
 from slimsweep.compressors import STAGES, CompressedModel, Int8Plan, StageContext, WeightOnlyPlan
 from slimsweep.compressors.quantize import QuantizeConfig
+from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.task import evaluate
 
@@ -26,12 +27,12 @@ def eval_pixels(digits_data) -> np.ndarray:
     return np.concatenate([b["pixels"].numpy() for b, _ in digits_data.eval])
 
 
+@pytest.mark.parametrize("exporter", list(EXPORTERS))
 def test_fp32_artifact_matches_torch_for_any_batch(
-    trained_digits, digits_task, digits_data, eval_pixels, tmp_path
+    exporter, trained_digits, digits_task, digits_data, eval_pixels, tmp_path
 ) -> None:
-    runtime = _export(
-        CompressedModel(trained_digits), digits_task, digits_data, tmp_path / "m.onnx"
-    )
+    model = CompressedModel(trained_digits)
+    runtime = _export(model, digits_task, digits_data, tmp_path / "m.onnx", exporter=exporter)
     predict = runtime.load(tmp_path / "m.onnx")
     for batch in (1, 7, len(eval_pixels)):
         expected = trained_digits(torch.from_numpy(eval_pixels[:batch])).detach().numpy()
@@ -50,15 +51,32 @@ def test_fp32_artifact_matches_torch_for_any_batch(
         ("int4_weight", {"MatMulNBits"}, 0.55, 0.03),
     ],
 )
+@pytest.mark.parametrize("exporter", list(EXPORTERS))
 def test_quantized_artifacts_are_smaller_and_stay_accurate(
-    trained_digits, digits_task, digits_data, tmp_path, precision, ops, max_ratio, max_accuracy_drop
+    trained_digits,
+    digits_task,
+    digits_data,
+    tmp_path,
+    exporter,
+    precision,
+    ops,
+    max_ratio,
+    max_accuracy_drop,
 ) -> None:
     fp32 = _export(
-        CompressedModel(trained_digits), digits_task, digits_data, tmp_path / "fp32.onnx"
+        CompressedModel(trained_digits),
+        digits_task,
+        digits_data,
+        tmp_path / "fp32.onnx",
+        exporter=exporter,
     )
     plan = QuantizeConfig(precision, per_channel=True, calibration="minmax").plan()
     quant = _export(
-        CompressedModel(trained_digits, plan), digits_task, digits_data, tmp_path / "q.onnx"
+        CompressedModel(trained_digits, plan),
+        digits_task,
+        digits_data,
+        tmp_path / "q.onnx",
+        exporter=exporter,
     )
     ratio = (tmp_path / "q.onnx").stat().st_size / (tmp_path / "fp32.onnx").stat().st_size
     assert ratio <= max_ratio
