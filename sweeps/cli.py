@@ -108,7 +108,9 @@ def _run(args: argparse.Namespace) -> None:
     settings = load_settings(args.overrides)
     from slimsweep.sweeps.task_check import check_task
 
-    checked = check_task(settings.task)  # a wrong task is refused here, before any trial runs
+    say = (lambda _: None) if args.quiet else print
+    # a wrong task is refused here, before any trial runs
+    checked = check_task(settings.task, Path(settings.sweep.cache_dir).resolve(), say)
     check_objectives(settings, checked.quality_metrics)
     from slimsweep.sweeps.engine.driver import run_sweep
     from slimsweep.sweeps.progress import LineProgress, LiveProgress

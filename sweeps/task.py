@@ -8,7 +8,8 @@ Two optional members serve the stages that fine-tune (distillation, QAT, iterati
 `distillation_loss(student, teacher, temperature) -> Tensor`, how a student's outputs are
 matched to the teacher's (default: soft targets on logits). Without `loss`, fine-tuning
 distils from the teacher alone. `extra_scores(outputs, targets) -> dict[str, float]` adds
-quality numbers that are logged beside the metric.
+quality numbers that are logged beside the metric. `data_cache_key() -> str` caches the
+task's data on each node like the baseline (see `load_task_data`).
 """
 
 import dataclasses
@@ -120,6 +121,32 @@ def baseline_key(task: Task) -> str:
         except (TypeError, OSError):  # built in, or no file to read
             continue
     return f"{task.name}-{digest.hexdigest()[:16]}"
+
+
+def load_task_data(task: Task, cache_dir: Path) -> TaskData:
+    """The task's data; cached on the node when the task says its data is worth it.
+
+    A task whose `load_data()` is slow (a teacher's targets over thousands of inputs) and
+    determined by its fields, its code and what its optional `data_cache_key() -> str`
+    names (versions of the files or models it reads) defines that method: its data is then
+    computed once per node, under a lock, and read back by every later worker and sweep."""
+    extra = getattr(task, "data_cache_key", None)
+    if extra is None:
+        return task.load_data()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(extra()).encode()).hexdigest()[:16]
+    stored = cache_dir / f"{baseline_key(task)}-data-{digest}.pt"
+    with open(stored.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            splits = torch.load(stored, weights_only=True)
+            return TaskData(splits["train"], splits["calibration"], splits["eval"])
+        data = task.load_data()
+        partial = stored.with_suffix(".partial")
+        splits = {"train": data.train, "calibration": data.calibration, "eval": data.eval}
+        torch.save(splits, partial)
+        partial.rename(stored)
+    return data
 
 
 def load_baseline(task: Task, data: TaskData, cache_dir: Path) -> torch.nn.Module:

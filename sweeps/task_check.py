@@ -3,15 +3,18 @@ its model produces and the numbers its metric returns. A wrong task fails here, 
 what is wrong, instead of in every trial of a sweep."""
 
 import inspect
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from slimsweep.sweeps.errors import ConfigError
-from slimsweep.sweeps.task import Task, TaskData, build_task, evaluate_all
+from slimsweep.sweeps.task import Task, TaskData, build_task, evaluate_all, load_task_data
 
 
 @dataclass(frozen=True)
@@ -43,38 +46,33 @@ def _check_batches(name: str, batches: Any, required: bool) -> None:
             )
 
 
-def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
-    """Build the task, load its data, run its untrained model on one eval batch and score it
-    (its metric and any extra scores: the quality numbers each trial will record)."""
+def check_task(
+    task_config: Mapping[str, Any],
+    cache_dir: Path | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> CheckedTask:
+    """Build the task and run its untrained model on its latency inputs (seconds: a model
+    that refuses its inputs is caught before any data loads); then load its data (cached on
+    the node in `cache_dir` when the task asks for it, with progress through `say`), check
+    every batch, and run and score one eval batch (its metric and any extra scores: the
+    quality numbers each trial will record)."""
     task = build_task(task_config)
-    try:
-        data = task.load_data()
-    except Exception as error:
-        raise ConfigError(f"task {task.name}: load_data() raised {error!r}") from None
-    if not isinstance(data, TaskData):
-        raise ConfigError(
-            f"task {task.name}: load_data() returned {type(data).__name__}, not TaskData"
-        )
+    model = task.build_model().eval()
+    latency = task.latency_inputs()
+    if not isinstance(latency, Mapping) or not latency:
+        raise ConfigError(f"task {task.name}: latency_inputs() must return a dict of tensors")
+    _run_model(task, model, latency, "latency_inputs()")
+    data = _load_data(task, cache_dir, say)
     _check_batches("eval", data.eval, required=True)
     _check_batches("calibration", data.calibration, required=False)
     _check_batches("train", data.train, required=False)
     inputs, targets = data.eval[0]
-    latency = task.latency_inputs()
-    if not isinstance(latency, Mapping) or set(latency) != set(inputs):
+    if set(latency) != set(inputs):
         raise ConfigError(
             f"task {task.name}: latency_inputs() names {sorted(latency)}, the eval batches "
             f"name {sorted(inputs)}; the artifact is exported and timed on one signature"
         )
-    model = task.build_model().eval()
-    try:
-        with torch.no_grad():
-            outputs = model(**inputs)
-    except TypeError as error:  # most often: forward() names its arguments otherwise
-        raise ConfigError(
-            f"task {task.name}: the model was called as model(**inputs) with the batches' "
-            f"names {sorted(inputs)}, and forward{inspect.signature(model.forward)} refused "
-            f"them ({error}); name the batch's inputs as forward()'s arguments"
-        ) from None
+    outputs = _run_model(task, model, inputs, "the first eval batch")
     if not isinstance(outputs, torch.Tensor) or outputs.shape[0] != targets.shape[0]:
         raise ConfigError(
             f"task {task.name}: the model must return one tensor with the batch first; on an eval "
@@ -92,3 +90,52 @@ def check_task(task_config: Mapping[str, Any]) -> CheckedTask:
     except Exception as error:
         raise ConfigError(f"task {task.name}: scoring one eval batch raised {error!r}") from None
     return CheckedTask(task, tuple(scores))
+
+
+def _run_model(task: Task, model: torch.nn.Module, inputs: Mapping[str, Any], source: str) -> Any:
+    try:
+        with torch.no_grad():
+            return model(**inputs)
+    except TypeError as error:  # most often: forward() names its arguments otherwise
+        raise ConfigError(
+            f"task {task.name}: the model was called as model(**inputs) with the names "
+            f"{sorted(inputs)} (from {source}), and forward{inspect.signature(model.forward)} "
+            f"refused them ({error}); name the inputs as forward()'s arguments"
+        ) from None
+    except Exception as error:
+        raise ConfigError(
+            f"task {task.name}: the untrained model raised on {source}: {error!r}"
+        ) from None
+
+
+def _load_data(task: Task, cache_dir: Path | None, say: Callable[[str], None]) -> TaskData:
+    """The task's data, with a line before and after (and one every so often) so that a
+    long load is never silent."""
+    started = time.monotonic()
+    say(f"task {task.name}: loading its data")
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            say(f"task {task.name}: still loading its data ({time.monotonic() - started:.0f} s)")
+
+    beating = threading.Thread(target=heartbeat, daemon=True)
+    beating.start()
+    try:
+        data = load_task_data(task, cache_dir) if cache_dir else task.load_data()
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"task {task.name}: load_data() raised {error!r}") from None
+    finally:
+        stop.set()
+        beating.join()
+    if not isinstance(data, TaskData):
+        raise ConfigError(
+            f"task {task.name}: load_data() returned {type(data).__name__}, not TaskData"
+        )
+    say(f"task {task.name}: data ready in {time.monotonic() - started:.1f} s")
+    return data
+
+
+HEARTBEAT_SECONDS = 15.0

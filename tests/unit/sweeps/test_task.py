@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from slimsweep.sweeps.task import Task, baseline_key, build_task, evaluate, load_baseline
+from slimsweep.sweeps.task import (
+    Task,
+    baseline_key,
+    build_task,
+    evaluate,
+    load_baseline,
+    load_task_data,
+)
 from slimsweep.sweeps.tasks.digits_cnn import DigitsCNNTask
 
 
@@ -89,6 +96,26 @@ def test_the_baseline_key_follows_defaults_and_code(tmp_path: Path, monkeypatch)
         keys.append(baseline_key(importlib.import_module("my_task").MyTask()))
     assert len(set(keys)) == 3
     assert baseline_key(DigitsCNNTask()) == baseline_key(DigitsCNNTask())
+
+
+def test_data_is_cached_only_when_the_task_asks_and_keyed_by_what_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from user_task import CachedData, WaveRegression
+
+    first = load_task_data(CachedData(), tmp_path)
+    again = load_task_data(CachedData(), tmp_path)
+    assert CachedData.loads == 1
+    for (inputs, targets), (cached, cached_targets) in zip(first.eval, again.eval, strict=True):
+        assert torch.equal(inputs["input"], cached["input"])
+        assert torch.equal(targets, cached_targets)
+    load_task_data(CachedData(samples=448), tmp_path)  # another field: loaded anew
+    monkeypatch.setattr(CachedData, "version", "2")  # what the key names changed: anew
+    load_task_data(CachedData(), tmp_path)
+    assert CachedData.loads == 3
+    load_task_data(WaveRegression(), tmp_path)  # no data_cache_key: never cached
+    assert len(list(tmp_path.glob("*.pt"))) == 3  # the three cached loads, nothing more
 
 
 def test_a_score_that_is_not_a_number_is_refused(digits_data) -> None:

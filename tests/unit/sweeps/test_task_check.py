@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from slimsweep.sweeps import task_check
 from slimsweep.sweeps.engine.trial import TrialRequest, run_trial
 from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import ConfigError
@@ -61,13 +62,17 @@ def test_a_task_from_outside_slimsweep_is_accepted_and_runs_a_trial(tmp_path: Pa
         ),
         (
             "user_task.LatencyInputsRenamed",
+            "with the names ['features'] (from latency_inputs()), and forward(",
+        ),
+        (
+            "user_task.LatencyInputsRenamedForAnyName",
             "task wave: latency_inputs() names ['features'], the eval batches name ['input']",
         ),
         ("user_task.Missing", "task: cannot build 'user_task.Missing'"),
         (
             "user_task.ForwardNamedOtherwise",
-            "task wave: the model was called as model(**inputs) with the batches' names "
-            "['input'], and forward(features: torch.Tensor) -> torch.Tensor refused them",
+            "task wave: the model was called as model(**inputs) with the names ['input'] (from "
+            "latency_inputs()), and forward(features: torch.Tensor) -> torch.Tensor refused them",
         ),
     ],
 )
@@ -75,6 +80,20 @@ def test_a_wrong_task_is_refused_naming_the_problem(target: str, message: str) -
     with pytest.raises(ConfigError) as error:
         check_task({"_target_": target, "name": "wave"})
     assert message in str(error.value)
+
+
+def test_a_model_refusing_its_inputs_is_caught_before_any_data_loads() -> None:
+    with pytest.raises(ConfigError, match="forward.*refused them"):
+        check_task({"_target_": "user_task.ForwardRefusedBeforeData", "name": "wave"})
+
+
+def test_a_slow_data_load_is_never_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(task_check, "HEARTBEAT_SECONDS", 0.1)
+    said: list[str] = []
+    check_task({"_target_": "user_task.SlowData", "name": "wave"}, say=said.append)
+    assert said[0] == "task wave: loading its data"
+    assert any(line.startswith("task wave: still loading its data (") for line in said[1:-1])
+    assert said[-1].startswith("task wave: data ready in ")
 
 
 def test_the_cli_refuses_a_wrong_task_before_any_trial(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A user's own task, living only in the tests: a small regression MLP on synthetic data.
 It is what the README's user-task example shows; slimsweep knows nothing of it."""
 
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -65,8 +66,15 @@ class NoEvalData(WaveRegression):
 
 @dataclass
 class WrongShape(WaveRegression):
+    """Its model pools the batch away: one output row whatever the batch."""
+
     def build_model(self) -> torch.nn.Module:
-        return torch.nn.Sequential(torch.nn.Flatten(0), torch.nn.Linear(4 * 64, 1))
+        return torch.nn.Sequential(torch.nn.Linear(4, 1), _MeanOverBatch())
+
+
+class _MeanOverBatch(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(0)
 
 
 @dataclass
@@ -122,3 +130,48 @@ class ForwardNamedOtherwise(WaveRegression):
 
     def build_model(self) -> torch.nn.Module:
         return _Named()
+
+
+class _AnyName(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 1)
+
+    def forward(self, **named: torch.Tensor) -> torch.Tensor:
+        return self.linear(next(iter(named.values())))
+
+
+@dataclass
+class LatencyInputsRenamedForAnyName(LatencyInputsRenamed):
+    """A model that takes any input name: only the signatures' mismatch is wrong."""
+
+    def build_model(self) -> torch.nn.Module:
+        return _AnyName()
+
+
+@dataclass
+class CachedData(WaveRegression):
+    """Data worth caching: counts its loads; its key names an outside version."""
+
+    loads: ClassVar[int] = 0
+    version: ClassVar[str] = "1"
+
+    def load_data(self) -> TaskData:
+        CachedData.loads += 1
+        return super().load_data()
+
+    def data_cache_key(self) -> str:
+        return f"corpus {CachedData.version}"
+
+
+@dataclass
+class SlowData(WaveRegression):
+    def load_data(self) -> TaskData:
+        time.sleep(0.5)
+        return super().load_data()
+
+
+@dataclass
+class ForwardRefusedBeforeData(ForwardNamedOtherwise):
+    def load_data(self) -> TaskData:
+        raise AssertionError("the data was loaded before the model was tried")
