@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import optuna
@@ -50,7 +51,11 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
     scratch = Path(tempfile.gettempdir()) / f"slimsweep-{settings.sweep.name}-{os.getpid()}"
     try:
         with _sweep_lock(workdir, settings.sweep.name):
-            study, tracker = _open(settings, sampler, progress)
+            # Ray starts (seconds) while the study and the tracking store are set up beside it
+            with ThreadPoolExecutor(max_workers=1) as background:
+                opening = background.submit(_open, settings, sampler, progress)
+                pool = RayPool(settings.cluster)
+                study, tracker = opening.result()
             recorder = Recorder(settings, study, tracker, progress)
             finished = finished_count(study)
             remaining = settings.search.n_trials - finished
@@ -61,7 +66,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
             if remaining > 0:
                 progress.begin(remaining)
                 try:
-                    _run_trials(settings, study, recorder, remaining, scratch)
+                    _run_trials(settings, study, recorder, pool, remaining, scratch)
                 except (KeyboardInterrupt, BaselineFailed):
                     interrupted_trials(study)
                     tracker.close_interrupted_trials("the sweep was stopped before it finished")
@@ -132,11 +137,15 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
 
 
 def _run_trials(
-    settings: Settings, study: optuna.Study, recorder: Recorder, remaining: int, scratch: Path
+    settings: Settings,
+    study: optuna.Study,
+    recorder: Recorder,
+    pool: RayPool,
+    remaining: int,
+    scratch: Path,
 ) -> None:
     """Keep `search.parallelism` trials in flight until `remaining` have been launched and
     every one of them is recorded; stop at once if the baseline fails."""
-    pool = RayPool(settings.cluster)
     worker = settings.worker_spec(scratch)
     cache_dir = str(Path(settings.sweep.cache_dir).resolve())
     launched = 0

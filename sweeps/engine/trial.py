@@ -72,10 +72,10 @@ class _Prepared:
 def _prepare(task_json: str, cache_dir: str) -> _Prepared:
     """Data and trained baseline, once per worker process (and trained once per node)."""
 
-    from slimsweep.sweeps.task import load_baseline, summarise_split
+    from slimsweep.sweeps.task import load_baseline, load_task_data, summarise_split
 
     task = cached_task(task_json)
-    data = task.load_data()
+    data = load_task_data(task, Path(cache_dir))
     splits = [
         summarise_split(task.name, "eval", data.eval),
         summarise_split(task.name, "calibration", data.calibration),
@@ -94,7 +94,7 @@ def run_trial(request: TrialRequest) -> TrialResult:
 
 def _run(request: TrialRequest) -> TrialResult:
     from slimsweep.compressors import STAGES, CompressedModel, StageContext
-    from slimsweep.sweeps.engine.bench import measure_paired
+    from slimsweep.sweeps.engine.bench import time_paired
     from slimsweep.sweeps.task import evaluate_all
 
     started = time.perf_counter()
@@ -141,13 +141,14 @@ def _run(request: TrialRequest) -> TrialResult:
             example = {name: rows[:2] for name, rows in worker.latency_inputs.items()}
             example_outputs = predict(example)
         with lock.measure("latency"):
-            latency = measure_paired(
+            times = time_paired(
                 predict,
                 baseline.predict,
                 worker.latency_inputs,
                 request.worker.runtime.latency,
                 on_calling_thread=getattr(runtime, "on_calling_thread", lambda: False)(),
             )
+        latency = times.summarise()  # after the lock: the next trial's window need not wait
     parameters = list(model.module.parameters())
     metrics = {
         **scores,

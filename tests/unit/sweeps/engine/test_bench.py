@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from slimsweep.sweeps.engine.bench import (
+    _trimmed_means,
     measure_latency,
     measure_paired,
     median_confidence_interval,
@@ -145,3 +146,15 @@ def test_on_the_calling_thread_the_ratio_leaves_out_time_spent_waiting() -> None
     assert abs(on_cpu.ratio - 2.0) < 0.2 and on_cpu.as_metrics()["latency_ratio_cpu_clock"] == 1
     assert on_wall.ratio > 5.0
     assert on_cpu.candidate.median_ms > 5.5  # the recorded times stay wall-clock times
+
+
+def test_every_resample_gets_the_trimmed_mean_of_its_pooled_runs() -> None:
+    """The vectorised bootstrap equals scipy's trim_mean of each resample's runs, pooled."""
+    from scipy.stats import trim_mean
+
+    rng = np.random.default_rng(3)
+    blocks = [rng.lognormal(size=rng.integers(3, 400)) for _ in range(12)]
+    chosen = rng.integers(0, 12, (30, 12))
+    counts = np.stack([np.bincount(row, minlength=12) for row in chosen])
+    expected = [trim_mean(np.concatenate([blocks[i] for i in row]), 0.1) for row in chosen]
+    np.testing.assert_allclose(_trimmed_means(blocks, counts), expected, rtol=1e-12)
