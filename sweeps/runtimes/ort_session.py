@@ -55,7 +55,7 @@ class OrtCpuRuntime:
     ) -> None:
         with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
             float_path = Path(scratch) / "float.onnx"
-            export_onnx(model.module, example, float_path, self.config.exporter)
+            export_onnx(model.module, example, float_path, self.config.exporter, calibration)
             if model.quantization is None:
                 shutil.copyfile(float_path, path)
             else:

@@ -31,6 +31,7 @@ baseline: {prune: {stage: none}, quantize: {precision: fp32}}
 """
 # Ways to get a task wrong, beside the README's one (a user's next attempts).
 MISTAKES = """
+import numpy as np
 import torch
 from slimsweep.compressors import register_stage
 from wave_task import WaveRegression
@@ -53,17 +54,15 @@ class DataMissing(WaveRegression):
 
 class NotExportable(WaveRegression):
     def build_model(self):
-        class Branchy(torch.nn.Module):
+        class ThroughNumpy(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 self.linear = torch.nn.Linear(4, 1)
 
-            def forward(self, features):
-                if float(features.sum()) > 0:  # data-dependent control flow: no export
-                    return self.linear(features)
-                return -self.linear(features)
+            def forward(self, features):  # through numpy: neither traced nor exported
+                return self.linear(torch.from_numpy(np.sin(features.numpy())))
 
-        return Branchy()
+        return ThroughNumpy()
 """
 
 
