@@ -47,6 +47,7 @@ def _child_sweep(out: Path, launched: float, overrides: list[str]) -> None:
     """Run `slimsweep run` in this process with timers on the driver's steps."""
     from slimsweep.sweeps import cli, task_check
     from slimsweep.sweeps.engine import driver, recording
+    from slimsweep.sweeps.results import tracking
 
     marks: dict[str, float] = {"imported": time.time()}
     books: dict[str, list[float]] = {"start": [], "record": []}
@@ -78,7 +79,7 @@ def _child_sweep(out: Path, launched: float, overrides: list[str]) -> None:
     quiet: list[float] = []
     timed(driver, "remeasure_front", quiet)
     marked(task_check, "check_task", "checked")
-    marked(recording.Recorder, "__init__", "sweep_run")  # right after the run is opened
+    marked(tracking.Tracker, "log_sweep_config", "sweep_run")  # the sweep's run, as it opens
     marked(driver.RayPool, "submit", "first_trial")
     code = cli.main(overrides)
     ended = time.time()

@@ -230,14 +230,18 @@ def _task_parameters(task: dict[str, Any]) -> list[str]:
     import sys
 
     module, _, name = str(task.get("_target_")).rpartition(".")
-    sys.path.append(os.getcwd())  # a user's plugin beside the launch, as `plugins` finds it
+    here = os.getcwd()  # a user's plugin beside the launch, as `plugins` finds it
+    added = here not in sys.path
+    if added:
+        sys.path.append(here)
     try:
         target = getattr(importlib.import_module(module), name)
         return list(inspect.signature(target).parameters)
     except Exception:
         return []
     finally:
-        sys.path.remove(os.getcwd())
+        if added:
+            sys.path.remove(here)
 
 
 def _explain(message: str, overrides: list[str]) -> str:

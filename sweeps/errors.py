@@ -55,11 +55,12 @@ def with_cause(error: BaseException, traceback_text: str) -> str:
     """A failure's traceback, ending with its real cause in one line: the deepest chained
     exception's type and first line (libraries such as torch end their own message with a
     note, and wrap the cause in an exception of their own)."""
-    root = error
+    root, seen = error, {id(error)}
     while (
         deeper := root.__cause__ or (None if root.__suppress_context__ else root.__context__)
-    ) is not None:
+    ) is not None and id(deeper) not in seen:
         root = deeper
+        seen.add(id(root))
     message = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
     cause = f"{type(root).__name__}: {message}" if message else type(root).__name__
     if last_line(traceback_text) == cause:

@@ -142,6 +142,8 @@ def load_task_data(task: Task, cache_dir: Path) -> TaskData:
             splits = torch.load(stored, weights_only=True)
             return TaskData(splits["train"], splits["calibration"], splits["eval"])
         data = task.load_data()
+        if not isinstance(data, TaskData):
+            return data  # not cached: the task check says what is wrong with it
         partial = stored.with_suffix(".partial")
         splits = {"train": data.train, "calibration": data.calibration, "eval": data.eval}
         torch.save(splits, partial)

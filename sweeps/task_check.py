@@ -57,9 +57,18 @@ def check_task(
     every batch, and run and score one eval batch (its metric and any extra scores: the
     quality numbers each trial will record)."""
     task = build_task(task_config)
-    model = task.build_model().eval()
-    latency = task.latency_inputs()
-    if not isinstance(latency, Mapping) or not latency:
+    model = _called(task, "build_model()", task.build_model)
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(
+            f"task {task.name}: build_model() returned {type(model).__name__}, not a torch Module"
+        )
+    model.eval()
+    latency = _called(task, "latency_inputs()", task.latency_inputs)
+    if (
+        not isinstance(latency, Mapping)
+        or not latency
+        or not all(isinstance(v, torch.Tensor) for v in latency.values())
+    ):
         raise ConfigError(f"task {task.name}: latency_inputs() must return a dict of tensors")
     _run_model(task, model, latency, "latency_inputs()")
     data = _load_data(task, cache_dir, say)
@@ -92,20 +101,31 @@ def check_task(
     return CheckedTask(task, tuple(scores))
 
 
-def _run_model(task: Task, model: torch.nn.Module, inputs: Mapping[str, Any], source: str) -> Any:
+def _called(task: Task, what: str, member: Callable[[], Any]) -> Any:
     try:
-        with torch.no_grad():
-            return model(**inputs)
-    except TypeError as error:  # most often: forward() names its arguments otherwise
+        return member()
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"task {task.name}: {what} raised {error!r}") from None
+
+
+def _run_model(task: Task, model: torch.nn.Module, inputs: Mapping[str, Any], source: str) -> Any:
+    signature = inspect.signature(model.forward)
+    try:
+        signature.bind(**inputs)
+    except TypeError as error:  # forward() names its arguments otherwise
         raise ConfigError(
             f"task {task.name}: the model was called as model(**inputs) with the names "
-            f"{sorted(inputs)} (from {source}), and forward{inspect.signature(model.forward)} "
-            f"refused them ({error}); name the inputs as forward()'s arguments"
+            f"{sorted(inputs)} (from {source}), and forward{signature} refused them ({error}); "
+            "name the inputs as forward()'s arguments"
         ) from None
-    except Exception as error:
-        raise ConfigError(
-            f"task {task.name}: the untrained model raised on {source}: {error!r}"
-        ) from None
+    return _called(task, f"the untrained model on {source}", lambda: _no_grad(model, inputs))
+
+
+def _no_grad(model: torch.nn.Module, inputs: Mapping[str, Any]) -> Any:
+    with torch.no_grad():
+        return model(**inputs)
 
 
 def _load_data(task: Task, cache_dir: Path | None, say: Callable[[str], None]) -> TaskData:

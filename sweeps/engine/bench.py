@@ -142,14 +142,14 @@ def _timed_block(
 
 @dataclass(frozen=True)
 class PairedTimes:
-    """The raw blocks of a paired window; summarised apart, so that the statistics (a
-    bootstrap among them) need not hold the node's measurement lock."""
+    """The raw blocks of a paired window; its statistics (a bootstrap among them) are
+    computed apart, so that they need not hold the node's exclusive measurement lock."""
 
     candidate: list[_Block]
     reference: list[_Block]
     cpu_clock: bool
 
-    def summarise(self) -> PairedLatency:
+    def statistics(self) -> PairedLatency:
         def times(blocks: list[_Block]) -> list[np.ndarray]:
             return [b.cpu_ms if self.cpu_clock else b.wall_ms for b in blocks]
 
@@ -206,15 +206,18 @@ def measure_paired(
 ) -> PairedLatency:
     """`time_paired`, summarised."""
     times = time_paired(predict, baseline, inputs, settings, on_calling_thread=on_calling_thread)
-    return times.summarise()
+    return times.statistics()
 
 
 TRIM = 0.1  # share of runs cut from each end before the mean (a trimmed mean)
 
 
-def _trimmed_means(blocks: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
+def _trimmed_means(
+    blocks: list[np.ndarray], run_weights: np.ndarray | None, counts: np.ndarray
+) -> np.ndarray:
     """The 10 %-trimmed mean of the runs of `blocks` pooled, once for each row of `counts`
-    (how many times each block is taken): every bootstrap resample in a few array passes.
+    (how many times each block is taken; each run of block i weighs `run_weights[i]`, 1 when
+    None): every bootstrap resample in a few array passes.
     The runs are sorted once; a resample only weights them, and trimming cuts weight off
     both ends of the cumulative sum (as scipy's trim_mean cuts whole runs)."""
     values = np.concatenate(blocks)
@@ -224,11 +227,13 @@ def _trimmed_means(blocks: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
     means = np.empty(counts.shape[0])
     chunk = max(1, 2_000_000 // values.size)
     for first in range(0, counts.shape[0], chunk):
-        # whole numbers below 2**24: exact in float32, the fastest type for these passes
-        weights = counts[first : first + chunk].astype(np.float32)[:, block_of]
+        # whole numbers below 2**24 are exact in float32, the fastest type for these passes
+        taken = counts[first : first + chunk] * (1 if run_weights is None else run_weights)
+        weights = taken.astype(np.float32)[:, block_of]
         above = np.cumsum(weights, axis=1)
         total = above[:, -1:]
-        cut = np.floor(TRIM * total)
+        # whole runs cut from each end, as scipy does; a fraction of a weight when thinned
+        cut = np.floor(TRIM * total) if run_weights is None else TRIM * total
         kept = np.clip(above, cut, total - cut) - np.clip(above - weights, cut, total - cut)
         means[first : first + chunk] = (kept @ values) / (total[:, 0] - 2 * cut[:, 0])
     return means
@@ -236,7 +241,9 @@ def _trimmed_means(blocks: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
 
 def _ratio(candidate: list[np.ndarray], reference: list[np.ndarray]) -> float:
     once = np.ones((1, len(candidate)), dtype=np.int64)
-    return float(_trimmed_means(candidate, once)[0] / _trimmed_means(reference, once)[0])
+    return float(
+        _trimmed_means(candidate, None, once)[0] / _trimmed_means(reference, None, once)[0]
+    )
 
 
 def _ratio_interval(
@@ -247,9 +254,29 @@ def _ratio_interval(
     rounds = len(candidate)
     chosen = np.random.default_rng(0).integers(0, rounds, (resamples, rounds))
     counts = np.stack([np.bincount(row, minlength=rounds) for row in chosen])
-    ratios = _trimmed_means(candidate, counts) / _trimmed_means(reference, counts)
+    ratios = _trimmed_means(*_thinned(candidate), counts) / _trimmed_means(
+        *_thinned(reference), counts
+    )
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
+
+
+BOOTSTRAP_RUNS_PER_BLOCK = 256
+
+
+def _thinned(blocks: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each block cut to evenly spaced order statistics, each standing for as many runs as
+    it replaces (the weights returned): a fast model's 3,000 runs a block would otherwise
+    make the bootstrap cost more than the window it summarises."""
+    kept, weights = [], []
+    for block in blocks:
+        if block.size > BOOTSTRAP_RUNS_PER_BLOCK:
+            picks = np.linspace(0, block.size - 1, BOOTSTRAP_RUNS_PER_BLOCK).round()
+            kept.append(np.sort(block)[picks.astype(int)])
+        else:
+            kept.append(block)
+        weights.append(block.size / kept[-1].size)
+    return kept, np.array(weights)
 
 
 def paired_estimate(metrics: dict[str, float], reference_ms: float) -> dict[str, float]:

@@ -68,6 +68,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
                 try:
                     _run_trials(settings, study, recorder, pool, remaining, scratch)
                 except (KeyboardInterrupt, BaselineFailed):
+                    pool.cancel()
                     interrupted_trials(study)
                     tracker.close_interrupted_trials("the sweep was stopped before it finished")
                     _finish(study, tracker, finished=False)
@@ -160,7 +161,6 @@ def _run_trials(
         (trial, run_id), result, lost = pool.next_done()
         reason = recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
         if reason is not None and trial.params == settings.space.baseline:
-            pool.cancel()
             raise BaselineFailed(
                 f"the baseline (trial {trial.number}) failed: {reason}. Every trial is "
                 "compared with it, so the sweep stopped; fix it and run the same command again"

@@ -67,7 +67,7 @@ def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optu
     _check_same_space(study, settings)
     study.set_user_attr(LAST_RUN_AT_ATTR, datetime.now(UTC).isoformat())
     if settings.space.baseline is not None and not _done_or_queued(study, settings.space.baseline):
-        study.enqueue_trial(settings.space.baseline)  # again, if it failed before
+        _enqueue_baseline(study, settings.space.baseline)
     for params in settings.space.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     return study
@@ -97,6 +97,18 @@ def _differences(before: Any, now: Any, where: str = "") -> list[str]:
             for change in _differences(before.get(key), now.get(key), f"{where}.{key}".lstrip("."))
         ]
     return [] if before == now else [f"{where}: {before!r} -> {now!r}"]
+
+
+def _enqueue_baseline(study: optuna.Study, baseline: dict[str, Any]) -> None:
+    """The baseline runs first; again if it failed before, then in place of that failure
+    (which no longer counts toward n_trials)."""
+    failed = [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        if t.system_attrs.get("fixed_params", t.params) == baseline
+    ]
+    attrs = {REQUEUED_FROM_ATTR: failed[-1]} if failed else {}
+    study.enqueue_trial(baseline, user_attrs=attrs)
 
 
 def _done_or_queued(study: optuna.Study, params: dict[str, Any]) -> bool:

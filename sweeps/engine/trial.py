@@ -71,7 +71,6 @@ class _Prepared:
 @functools.cache
 def _prepare(task_json: str, cache_dir: str) -> _Prepared:
     """Data and trained baseline, once per worker process (and trained once per node)."""
-
     from slimsweep.sweeps.task import load_baseline, load_task_data, summarise_split
 
     task = cached_task(task_json)
@@ -148,7 +147,8 @@ def _run(request: TrialRequest) -> TrialResult:
                 request.worker.runtime.latency,
                 on_calling_thread=getattr(runtime, "on_calling_thread", lambda: False)(),
             )
-        latency = times.summarise()  # after the lock: the next trial's window need not wait
+        with lock.compute("statistics"):  # the next trial's window need not wait for these
+            latency = times.statistics()
     parameters = list(model.module.parameters())
     metrics = {
         **scores,

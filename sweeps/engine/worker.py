@@ -53,9 +53,11 @@ def set_up(spec: WorkerSpec) -> Worker:
     from slimsweep.sweeps.engine.node_lock import NodeLock
     from slimsweep.sweeps.runtimes import build_runtime
 
-    if spec.scratch:  # every temporary file of this worker (exports, quantizers) goes there
+    # Every temporary file of this task (exports, quantizers) goes to the sweep's scratch
+    # folder; a worker process serves many tasks, so each one sets (or clears) it anew.
+    if spec.scratch:
         os.makedirs(spec.scratch, exist_ok=True)
-        tempfile.tempdir = spec.scratch
+    tempfile.tempdir = spec.scratch or None
     spec.plugins.load()
     task = cached_task(spec.task_json)
     example = task.latency_inputs()

@@ -51,11 +51,7 @@ def format_front(
         compared = results.versus(r)
         cells = [
             _cell(n, r.values[n], r.metrics)
-            + (
-                " (≈)"
-                if _within_interval(results, r, n)
-                else in_brackets(compared.get(n), up, "+.4f")
-            )
+            + _change(results, r, n, compared.get(n), up)
             + (" *" if n in results.latency_objectives and not r.remeasured else "")
             for n, up in directions.items()
         ]

@@ -82,7 +82,11 @@ def _torchscript(
 
 @exporter("auto")
 def _auto(module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs]) -> None:
-    if _trace(module, example, path) and not _reproduces(module, path, check[:CHECK_BATCHES]):
+    try:
+        holds = not _trace(module, example, path) or _reproduces(module, path, check)
+    except Exception:  # a model tracing cannot follow, or a graph ORT cannot run
+        holds = False
+    if not holds:
         _dynamo(module, example, path, check)
 
 
@@ -107,14 +111,14 @@ def _trace(module: torch.nn.Module, example: Inputs, path: Path) -> list[str]:
 
 
 def _reproduces(module: torch.nn.Module, path: Path, check: Sequence[Inputs]) -> bool:
-    """Whether the exported graph computes what the module does on every check batch (no
-    batches: it cannot be shown)."""
+    """Whether the exported graph computes what the module does on the check batches (no
+    batches: it cannot be shown; a graph that ORT cannot run on them raises)."""
     import onnxruntime as ort
 
     if not check:
         return False
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for inputs in check:
+    for inputs in check[:CHECK_BATCHES]:
         with torch.no_grad():
             expected = module(**inputs).numpy()
         got = session.run([OUTPUT_NAME], {k: v.numpy() for k, v in inputs.items()})[0]

@@ -31,7 +31,8 @@ baseline: {prune: {stage: none}, quantize: {precision: fp32}}
 """
 # Ways to get a task wrong, beside the README's one (a user's next attempts).
 MISTAKES = """
-import numpy as np
+import hashlib
+
 import torch
 from slimsweep.compressors import register_stage
 from wave_task import WaveRegression
@@ -54,15 +55,16 @@ class DataMissing(WaveRegression):
 
 class NotExportable(WaveRegression):
     def build_model(self):
-        class ThroughNumpy(torch.nn.Module):
+        class ThroughHash(torch.nn.Module):
             def __init__(self):
                 super().__init__()
                 self.linear = torch.nn.Linear(4, 1)
 
-            def forward(self, features):  # through numpy: neither traced nor exported
-                return self.linear(torch.from_numpy(np.sin(features.numpy())))
+            def forward(self, features):  # through Python's hashing: neither traced nor exported
+                salt = hashlib.sha256(features.numpy().tobytes()).digest()[0] / 255
+                return self.linear(features) + salt
 
-        return ThroughNumpy()
+        return ThroughHash()
 """
 
 

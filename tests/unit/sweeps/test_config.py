@@ -62,7 +62,7 @@ def test_overrides_reach_the_settings() -> None:
         ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: ort_cpu, ort_cuda"),
         (
             "runtime.exporter=jit",
-            "runtime.exporter='jit' is not allowed; choose one of 'dynamo', 'torchscript'",
+            "runtime.exporter='jit' is not allowed; choose one of 'dynamo', 'torchscript', 'auto'",
         ),
         ("cluster.cpus_per_trial=0", "cluster.cpus_per_trial=0 must be at least 1"),
         (

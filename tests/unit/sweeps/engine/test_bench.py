@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from slimsweep.sweeps.engine.bench import (
+    _thinned,
     _trimmed_means,
     measure_latency,
     measure_paired,
@@ -157,4 +158,15 @@ def test_every_resample_gets_the_trimmed_mean_of_its_pooled_runs() -> None:
     chosen = rng.integers(0, 12, (30, 12))
     counts = np.stack([np.bincount(row, minlength=12) for row in chosen])
     expected = [trim_mean(np.concatenate([blocks[i] for i in row]), 0.1) for row in chosen]
-    np.testing.assert_allclose(_trimmed_means(blocks, counts), expected, rtol=1e-12)
+    np.testing.assert_allclose(_trimmed_means(blocks, None, counts), expected, rtol=1e-12)
+
+
+def test_thinned_blocks_keep_each_resample_s_trimmed_mean() -> None:
+    """Long blocks (a fast model's thousands of runs) are thinned for the bootstrap: each
+    kept run stands for the runs it replaces, so blocks keep their weight in the pool."""
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(300, 4000, 16)
+    blocks = [rng.lognormal(size=n) * (1 + i % 3) for i, n in enumerate(sizes)]
+    counts = np.stack([np.bincount(rng.integers(0, 16, 16), minlength=16) for _ in range(40)])
+    exact = _trimmed_means(blocks, None, counts)
+    np.testing.assert_allclose(_trimmed_means(*_thinned(blocks), counts), exact, rtol=5e-3)
