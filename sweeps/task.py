@@ -133,40 +133,54 @@ def load_task_data(task: Task, cache_dir: Path) -> TaskData:
     extra = getattr(task, "data_cache_key", None)
     if extra is None:
         return task.load_data()
-    cache_dir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(str(extra()).encode()).hexdigest()[:16]
-    stored = cache_dir / f"{baseline_key(task)}-data-{digest}.pt"
-    with open(stored.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if stored.exists():
-            splits = torch.load(stored, weights_only=True)
-            return TaskData(splits["train"], splits["calibration"], splits["eval"])
-        data = task.load_data()
+
+    def splits(data: TaskData) -> dict[str, list[Batch]] | None:
         if not isinstance(data, TaskData):
-            return data  # not cached: the task check says what is wrong with it
-        partial = stored.with_suffix(".partial")
-        splits = {"train": data.train, "calibration": data.calibration, "eval": data.eval}
-        torch.save(splits, partial)
-        partial.rename(stored)
-    return data
+            return None  # not cached: the task check says what is wrong with it
+        return {"train": data.train, "calibration": data.calibration, "eval": data.eval}
+
+    stored = cache_dir / f"{baseline_key(task)}-data-{digest}.pt"
+    return _node_cached(stored, task.load_data, splits, lambda state: TaskData(**state))
 
 
 def load_baseline(task: Task, data: TaskData, cache_dir: Path) -> torch.nn.Module:
     """The trained baseline, from the node's cache or trained now under a lock (once a node)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    key = baseline_key(task)
-    weights = cache_dir / f"{key}.pt"
     model = task.build_model()
-    with open(cache_dir / f"{key}.lock", "w") as lock:
+
+    def trained() -> torch.nn.Module:
+        task.train_baseline(model, data)
+        return model
+
+    def loaded(state: dict[str, torch.Tensor]) -> torch.nn.Module:
+        model.load_state_dict(state)
+        return model
+
+    stored = cache_dir / f"{baseline_key(task)}.pt"
+    return _node_cached(stored, trained, lambda m: m.state_dict(), loaded).eval()
+
+
+def _node_cached(
+    stored: Path,
+    make: Callable[[], Any],
+    state_of: Callable[[Any], Any],
+    from_state: Callable[[Any], Any],
+) -> Any:
+    """What `stored` holds (through `from_state`), or made now by `make` and stored (its
+    `state_of`, unless None) under a lock: once a node, however many workers ask at once.
+    A partial file is renamed into place, so a crash never leaves a torn one."""
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    with open(stored.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not weights.exists():
-            task.train_baseline(model, data)
-            partial = weights.with_suffix(".partial")
-            torch.save(model.state_dict(), partial)
-            partial.rename(weights)
-        else:
-            model.load_state_dict(torch.load(weights, weights_only=True))
-    return model.eval()
+        if stored.exists():
+            return from_state(torch.load(stored, weights_only=True))
+        made = make()
+        state = state_of(made)
+        if state is not None:
+            partial = stored.with_suffix(".partial")
+            torch.save(state, partial)
+            partial.rename(stored)
+        return made
 
 
 def evaluate(task: Task, predict: Predict, batches: list[Batch]) -> float:

@@ -62,7 +62,10 @@ class RayPool:
         import ray
 
         for ref in self._pending:
-            ray.cancel(ref, force=True)
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 (it ended, or Ray is stopping: nothing to stop)
+                continue
         self._pending.clear()
 
     def run(self, function: Callable[[Any], Any], request: Any) -> tuple[Any, str | None]:

@@ -14,6 +14,7 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,11 @@ def export_onnx(
     EXPORTERS[how](module.eval(), example, path, check)
 
 
+def _signature(example: Inputs) -> dict[str, Any]:
+    """What every exporter is given alike: the inputs by name, and the one output's name."""
+    return {"kwargs": example, "input_names": list(example), "output_names": [OUTPUT_NAME]}
+
+
 @exporter("dynamo")
 def _dynamo(module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs]) -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -57,10 +63,8 @@ def _dynamo(module: torch.nn.Module, example: Inputs, path: Path, check: Sequenc
         module,
         (),
         str(path),
-        kwargs=example,
+        **_signature(example),
         dynamo=True,
-        input_names=list(example),
-        output_names=[OUTPUT_NAME],
         dynamic_shapes={name: {0: batch} for name in example},
         external_data=False,
         verbose=False,
@@ -98,10 +102,8 @@ def _trace(module: torch.nn.Module, example: Inputs, path: Path) -> list[str]:
             module,
             (),
             str(path),
-            kwargs=example,
+            **_signature(example),
             dynamo=False,
-            input_names=list(example),
-            output_names=[OUTPUT_NAME],
             dynamic_axes={name: {0: "batch"} for name in example},
             opset_version=OPSET,
             do_constant_folding=True,
