@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint browser
+.PHONY: demo test lint browser gpu-wheels
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,9 @@ browser:
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+
+# The pure-Python wheels tests/gpu needs beside a CUDA image's own torch (see tests/gpu/run.sh):
+# built here, where pip reaches PyPI, and copied with the checkout to a GPU machine.
+gpu-wheels: $(INSTALLED)
+	$(BIN)/pip wheel --quiet --no-deps -w .gpu-wheels hydra-core==1.3.8 omegaconf==2.3.1 \
+		antlr4-python3-runtime==4.9.3 torch-pruning==1.6.1

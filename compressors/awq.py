@@ -71,4 +71,4 @@ def awq(model: CompressedModel, config: AwqConfig, ctx: StageContext) -> Compres
         replace_child(model.module, name, InputScaled(linear, 1.0 / scale))
         return round_to_nearest(linear.weight, config.bits, config.group_size, config.symmetric)
 
-    return round_linears(model, "awq", config, round_layer)
+    return round_linears(model, "awq", config, round_layer, ctx.device)

@@ -25,12 +25,19 @@ class CompressedModel:
 @dataclass(frozen=True)
 class StageContext:
     """What a stage may draw on besides the model: the task (its data and losses), the
-    uncompressed teacher that fine-tuning stages distil from, and a seed."""
+    uncompressed teacher that fine-tuning stages distil from, a seed, and the device to
+    compute on (the trial's GPU when it has one). Stages take and return modules on the
+    CPU; one that computes on `device` moves its work there and back."""
 
     data: TaskData
     seed: int = 0
     task: Any = None  # the Task: fine-tuning stages use its optional `loss`
-    teacher: torch.nn.Module | None = None
+    teacher: torch.nn.Module | None = None  # on `device`
+    device: str = "cpu"
+
+
+def on_device(inputs: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device) for name, tensor in inputs.items()}
 
 
 @dataclass(frozen=True)

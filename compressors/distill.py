@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from slimsweep.compressors.base import CompressedModel, StageContext, register_stage
+from slimsweep.compressors.base import CompressedModel, StageContext, on_device, register_stage
 from slimsweep.compressors.finetune import TrainConfig, finetune
 from slimsweep.sweeps.errors import ConfigError, require_range
 
@@ -59,16 +59,19 @@ class FeatureMatch:
     def _channels_last(features: torch.Tensor) -> torch.Tensor:
         return features.movedim(1, -1) if features.dim() == 4 else features
 
-    def prepare(self, student: torch.nn.Module, teacher: torch.nn.Module, inputs: dict) -> None:
-        """Create the projections (one forward to learn the widths)."""
+    def prepare(
+        self, student: torch.nn.Module, teacher: torch.nn.Module, inputs: dict, device: str
+    ) -> None:
+        """Create the projections (one forward, on `device`, to learn the widths)."""
         with torch.no_grad():
-            student(**inputs)
-            teacher(**inputs)
+            student.to(device)(**on_device(inputs, device))
+            teacher(**on_device(inputs, device))
+        student.to("cpu")
         for i in range(len(self.pairs)):
             s = self._channels_last(self.seen["student", i]).shape[-1]
             t = self._channels_last(self.seen["teacher", i]).shape[-1]
             if s != t:
-                self.projections[i] = torch.nn.Linear(s, t, bias=False)
+                self.projections[i] = torch.nn.Linear(s, t, bias=False, device=device)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for projection in self.projections.values() for p in projection.parameters()]
@@ -97,7 +100,7 @@ def distill(model: CompressedModel, config: DistillConfig, ctx: StageContext) ->
         return model
     match = FeatureMatch(model.module, ctx.teacher, config.names)
     try:
-        match.prepare(model.module, ctx.teacher, ctx.data.train[0][0])
+        match.prepare(model.module, ctx.teacher, ctx.data.train[0][0], ctx.device)
         finetune(
             model.module,
             ctx,

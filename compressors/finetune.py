@@ -8,7 +8,7 @@ from itertools import cycle
 
 import torch
 
-from slimsweep.compressors.base import StageContext
+from slimsweep.compressors.base import StageContext, on_device
 from slimsweep.sweeps.errors import require_range
 
 FeatureLoss = Callable[[], torch.Tensor]  # extra loss terms gathered during a forward
@@ -50,7 +50,8 @@ def finetune(
     extra_loss: FeatureLoss | None = None,
     extra_parameters: list[torch.nn.Parameter] | None = None,
 ) -> None:
-    """Train `module` in place for `config.steps` batches of the train split.
+    """Train `module` in place for `config.steps` batches of the train split, on
+    `ctx.device` (the module comes back on the CPU).
 
     A task may define `loss(outputs, targets)` (hard labels) and
     `distillation_loss(student, teacher, temperature)` (default: soft targets on logits).
@@ -68,13 +69,15 @@ def finetune(
     if not ctx.data.train:
         raise ValueError("fine-tuning needs the task's train split; it is empty")
     torch.manual_seed(ctx.seed)
+    module.to(ctx.device)
     masks = {p: p != 0 for p in module.parameters() if p.dim() > 1 and bool((p == 0).any())}
     parameters = [*module.parameters(), *(extra_parameters or [])]
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
     module.train()
-    for _, (inputs, targets) in zip(range(config.steps), cycle(ctx.data.train)):
+    for _, (batch, labels) in zip(range(config.steps), cycle(ctx.data.train)):
+        inputs, targets = on_device(batch, ctx.device), labels.to(ctx.device)
         outputs = module(**inputs)
-        loss = torch.zeros(())
+        loss = torch.zeros((), device=ctx.device)
         if ctx.teacher is not None and (alpha > 0 or extra_loss is not None):
             with torch.no_grad():
                 teacher_outputs = ctx.teacher.eval()(**inputs)
@@ -90,4 +93,4 @@ def finetune(
         with torch.no_grad():
             for parameter, mask in masks.items():
                 parameter.mul_(mask)
-    module.eval()
+    module.eval().to("cpu")

@@ -39,7 +39,8 @@ def gptq_round(
     dead = hessian.diagonal() == 0
     hessian[dead, dead] = 1.0
     work[:, dead] = 0.0
-    hessian += damping * hessian.diagonal().mean() * torch.eye(columns, dtype=hessian.dtype)
+    identity = torch.eye(columns, dtype=hessian.dtype, device=hessian.device)
+    hessian += damping * hessian.diagonal().mean() * identity
     inverse = torch.linalg.cholesky(
         torch.cholesky_inverse(torch.linalg.cholesky(hessian)), upper=True
     )
@@ -74,4 +75,4 @@ def gptq(model: CompressedModel, config: GptqConfig, ctx: StageContext) -> Compr
         inputs = layer_inputs(model.module, linear, ctx.data.calibration)
         return gptq_round(linear.weight, inputs, config, config.damping)
 
-    return round_linears(model, "gptq", config, round_layer)
+    return round_linears(model, "gptq", config, round_layer, ctx.device)

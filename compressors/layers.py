@@ -24,7 +24,9 @@ def layer_inputs(
 ) -> torch.Tensor:
     """The inputs `layer` sees when `module` runs on `batches`, as rows [samples, features]:
     at most `max_rows`, drawn evenly (a fixed seed) from all of them. Each forward stops at
-    the layer, so calibrating early layers costs a fraction of a pass."""
+    the layer, so calibrating early layers costs a fraction of a pass. It runs where the
+    module's parameters are (the batches follow them)."""
+    device = next(module.parameters()).device
     seen: list[torch.Tensor] = []
 
     def record(_: torch.nn.Module, args: tuple) -> None:
@@ -36,7 +38,7 @@ def layer_inputs(
         with torch.no_grad():
             for inputs, _ in batches:
                 with contextlib.suppress(_Reached):
-                    module(**inputs)
+                    module(**{k: v.to(device) for k, v in inputs.items()})
     finally:
         handle.remove()
     if not seen:
@@ -44,7 +46,7 @@ def layer_inputs(
     rows = torch.cat(seen)
     if len(rows) > max_rows:
         chosen = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[:max_rows]
-        rows = rows[chosen.sort().values]
+        rows = rows[chosen.sort().values.to(rows.device)]
     return rows
 
 

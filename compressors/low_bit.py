@@ -51,15 +51,24 @@ RoundLayer = Callable[[str, torch.nn.Linear], GroupQuantized]
 
 
 def round_linears(
-    model: CompressedModel, stage: str, config: LowBitConfig, round_layer: RoundLayer
+    model: CompressedModel,
+    stage: str,
+    config: LowBitConfig,
+    round_layer: RoundLayer,
+    device: str = "cpu",
 ) -> CompressedModel:
-    """Round every linear in order with `round_layer(name, linear)`; the model runs the
-    rounded weights and its plan carries their codes to the runtime."""
+    """Round every linear in order with `round_layer(name, linear)`, calibrating on
+    `device`; the model runs the rounded weights and its plan carries their codes (on the
+    CPU) to the runtime."""
     require_unquantized(model, stage)
     rounded = {}
-    for name, linear in list(named_linears(model.module)):
-        codes = round_layer(name, linear)
-        rounded[set_rounded(linear, codes)] = codes
+    model.module.to(device)
+    try:
+        for name, linear in list(named_linears(model.module)):
+            codes = round_layer(name, linear).to("cpu")
+            rounded[set_rounded(linear, codes)] = codes
+    finally:
+        model.module.to("cpu")
     if not rounded:
         raise ValueError(f"{stage} found no nn.Linear layers to quantize")
     return replace(model, quantization=config.plan(codes=rounded))

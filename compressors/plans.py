@@ -31,6 +31,11 @@ class GroupQuantized:
     zeros: torch.Tensor  # uint8 [out, groups]: the code that stands for 0.0
     group_size: int
 
+    def to(self, device: str) -> "GroupQuantized":
+        return GroupQuantized(
+            self.codes.to(device), self.scales.to(device), self.zeros.to(device), self.group_size
+        )
+
     def dequantize(self, in_features: int) -> torch.Tensor:
         scales = self.scales.repeat_interleave(self.group_size, dim=1)
         zeros = self.zeros.repeat_interleave(self.group_size, dim=1).float()
@@ -39,7 +44,7 @@ class GroupQuantized:
 
 def weight_key(weight: torch.Tensor) -> str:
     """Identifies a float weight [out, in] by content, so it is found again after export."""
-    data = weight.detach().float().contiguous().numpy().tobytes()
+    data = weight.detach().float().cpu().contiguous().numpy().tobytes()
     return hashlib.sha256(data).hexdigest()
 
 

@@ -103,6 +103,11 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
     space = parse_space(resolved["space"], stage_configs)
     _check_runtime_realises(space, runtime)
     _check_stage_order(space)
+    if RUNTIMES.get(runtime.name).gpu and not cluster.gpus_per_trial:
+        raise ConfigError(
+            f"runtime={runtime.name} runs on a GPU, and Ray hides the GPUs from a trial that "
+            "asks for none: set cluster.gpus_per_trial (1, or 0.5 for two trials per GPU)"
+        )
     if cluster.address is None:  # trials run on this machine: it must have the hardware
         reason = RUNTIMES.get(runtime.name).unavailable()
         if reason:
@@ -112,6 +117,12 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
             raise ConfigError(
                 f"cluster.cpus_per_trial={cluster.cpus_per_trial} is more than the {cpus} CPUs "
                 "this machine gives Ray (cluster.num_cpus): no trial could ever start"
+            )
+        gpus = _local_gpus()
+        if cluster.gpus_per_trial > gpus:
+            raise ConfigError(
+                f"cluster.gpus_per_trial={cluster.gpus_per_trial:g}: this machine has {gpus} "
+                "CUDA GPU(s); no trial could ever start"
             )
     return Settings(
         sweep=typed(SweepSettings, resolved["sweep"], "sweep"),
@@ -125,6 +136,12 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
         quality_metric=task.metric,
         resolved=resolved,
     )
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def check_objectives(settings: Settings, quality_metrics: tuple[str, ...]) -> None:

@@ -60,12 +60,20 @@ class ClusterSettings:
     address: str | None = None
     num_cpus: int | None = None
     cpus_per_trial: int = 1
+    # GPUs each trial asks Ray for (a fraction shares one); 0 hides every GPU from it.
+    gpus_per_trial: float = 0
     # One latency measurement at a time per node, never beside another trial's compute.
     exclusive_latency: bool = True
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial < 1:
             raise ConfigError(f"cluster.cpus_per_trial={self.cpus_per_trial} must be at least 1")
+        gpus = self.gpus_per_trial
+        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+            raise ConfigError(
+                f"cluster.gpus_per_trial={gpus:g} must be 0, a fraction of one GPU (0.5: two "
+                "trials share it) or a whole number"
+            )
         if self.num_cpus is not None and self.num_cpus < self.cpus_per_trial:
             raise ConfigError(
                 f"cluster.num_cpus={self.num_cpus} is less than "

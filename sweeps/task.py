@@ -10,6 +10,8 @@ matched to the teacher's (default: soft targets on logits). Without `loss`, fine
 distils from the teacher alone. `extra_scores(outputs, targets) -> dict[str, float]` adds
 quality numbers that are logged beside the metric. `data_cache_key() -> str` caches the
 task's data on each node like the baseline (see `load_task_data`).
+`dynamic_axes() -> {input: {axis: name}}` names input axes besides the batch that vary (a
+sentence's length), so that artifacts take any size there (`runtimes/shapes.py`).
 """
 
 import dataclasses

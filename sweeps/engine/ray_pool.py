@@ -29,12 +29,15 @@ class RayPool:
             )
         self.cluster = cluster
         self._pending: dict[Any, Any] = {}  # Ray object ref → the caller's key
-        largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
-        if cluster.cpus_per_trial > largest:
-            raise SweepError(
-                f"cluster.cpus_per_trial={cluster.cpus_per_trial}: no node of the Ray cluster has "
-                f"that many CPUs (the largest has {largest:g}); no trial could ever start"
-            )
+        for resource, wanted in (("CPU", cluster.cpus_per_trial), ("GPU", cluster.gpus_per_trial)):
+            alive = [n["Resources"].get(resource, 0) for n in ray.nodes() if n["Alive"]]
+            largest = max(alive, default=0)
+            if wanted > largest:
+                raise SweepError(
+                    f"cluster.{resource.lower()}s_per_trial={wanted:g}: no node of the Ray "
+                    f"cluster has that many {resource}s (the largest has {largest:g}); no "
+                    "trial could ever start"
+                )
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -42,7 +45,9 @@ class RayPool:
     def submit(self, key: Any, function: Callable[[Any], Any], request: Any) -> None:
         import ray
 
-        task = ray.remote(num_cpus=self.cluster.cpus_per_trial)(function)
+        task = ray.remote(
+            num_cpus=self.cluster.cpus_per_trial, num_gpus=self.cluster.gpus_per_trial
+        )(function)
         self._pending[task.remote(request)] = key
 
     def next_done(self) -> tuple[Any, Any, str | None]:

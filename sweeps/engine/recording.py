@@ -65,11 +65,22 @@ class Recorder:
             )
         values = [metrics[name] for name in names]
         try:
-            inputs = {  # what the artifact takes: names, dtypes, shapes (batch first, dynamic)
-                name: {"dtype": str(rows.dtype), "shape": ["batch", *rows.shape[1:]]}
+            inputs = {  # what the artifact takes: names, dtypes, shapes (dynamic axes named)
+                name: {
+                    "dtype": str(rows.dtype),
+                    "shape": [
+                        result.input_axes.get(name, {}).get(axis, size)
+                        for axis, size in enumerate(rows.shape)
+                    ],
+                }
                 for name, rows in result.example_inputs.items()
             }
-            details = {"hardware": result.hardware, "phases": result.phases, "inputs": inputs}
+            details = {
+                "hardware": result.hardware,
+                "measured_as": result.measured_as,
+                "phases": result.phases,
+                "inputs": inputs,
+            }
             example = (result.example_inputs, result.example_outputs)
             self.tracker.finish_trial(
                 run_id,

@@ -48,6 +48,8 @@ class TrialResult:
     example_outputs: Any = None
     splits: list[SplitSummary] = field(default_factory=list)  # the data it was judged on
     warnings: list[str] = field(default_factory=list)  # what it did that the user should hear
+    input_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic in the artifact
+    measured_as: dict[str, str] = field(default_factory=dict)  # the runtime's mode, precision...
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,22 @@ class _Prepared:
     baseline: torch.nn.Module
     splits: list[SplitSummary]
     artifacts: dict[str, _BaselineArtifact] = field(default_factory=dict)  # per runtime config
+    teachers: dict[str, torch.nn.Module] = field(default_factory=dict)  # per device
+
+    def teacher_on(self, device: str) -> torch.nn.Module:
+        """The baseline that fine-tuning distils from, on the device the stages compute on
+        (copied there once per worker)."""
+        if device == "cpu":
+            return self.baseline
+        if device not in self.teachers:
+            self.teachers[device] = copy.deepcopy(self.baseline).to(device)
+        return self.teachers[device]
+
+
+def compute_device() -> str:
+    """The trial's GPU when Ray gave it one (Ray hides the GPUs from a task that asks for
+    none): fine-tuning and calibration run there, whatever runtime the artifact targets."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @functools.cache
@@ -105,7 +123,7 @@ def _run(request: TrialRequest) -> TrialResult:
     calibration = [inputs for inputs, _ in data.calibration]
 
     def artifact_bytes(model: CompressedModel, path: Path) -> bytes:
-        runtime.export(model, worker.example, calibration, path)
+        runtime.export(model, worker.example, calibration, path, worker.axes)
         return path.read_bytes()
 
     def baseline_artifact() -> _BaselineArtifact:
@@ -122,7 +140,8 @@ def _run(request: TrialRequest) -> TrialResult:
         warnings.simplefilter("always", SlimsweepWarning)
         with lock.compute("compress"):
             model = CompressedModel(copy.deepcopy(prepared.baseline))
-            context = StageContext(data, request.number, task, prepared.baseline)
+            device = compute_device()
+            context = StageContext(data, request.number, task, prepared.teacher_on(device), device)
             path = Path(scratch) / runtime.artifact_name
             # The bytes each stage saves, from real artifacts exported after each stage (the
             # baseline's once per worker and runtime).
@@ -177,4 +196,6 @@ def _run(request: TrialRequest) -> TrialResult:
         example_outputs=example_outputs,
         splits=prepared.splits,
         warnings=list(dict.fromkeys(str(w.message) for w in raised)),
+        input_axes=worker.axes,
+        measured_as=runtime.measured_as(),
     )

@@ -36,6 +36,7 @@ class Worker:
     runtime: Any  # the Runtime
     example: dict[str, Any]  # the task's fixed latency batch, as torch tensors (for export)
     latency_inputs: dict[str, np.ndarray]  # the same batch, as a loaded artifact takes it
+    axes: dict[str, dict[int, str]]  # the input axes that artifacts leave dynamic
     lock: Any  # the node's NodeLock
     hardware: str  # this node's fingerprint
 
@@ -52,6 +53,7 @@ def set_up(spec: WorkerSpec) -> Worker:
     from slimsweep.sweeps.engine.hardware import fingerprint
     from slimsweep.sweeps.engine.node_lock import NodeLock
     from slimsweep.sweeps.runtimes import build_runtime
+    from slimsweep.sweeps.runtimes.shapes import task_axes
 
     # Every temporary file of this task (exports, quantizers) goes to the sweep's scratch
     # folder; a worker process serves many tasks, so each one sets (or clears) it anew.
@@ -66,6 +68,7 @@ def set_up(spec: WorkerSpec) -> Worker:
         build_runtime(spec.runtime),
         example,
         {name: tensor.numpy() for name, tensor in example.items()},
+        task_axes(task, example),
         NodeLock(enabled=spec.exclusive_latency),
         fingerprint(),
     )

@@ -32,6 +32,7 @@ TRIAL_TAG = "slimsweep.trial"
 RECIPE_TAG = "slimsweep.recipe"
 SHA256_TAG = "slimsweep.artifact_sha256"  # of the artifact that was measured
 HARDWARE_TAG = "slimsweep.hardware"
+LATENCY_SETUP_TAG = "slimsweep.latency_setup"  # how it was timed: mode, TF32, inputs' origin
 FAILURE_TAG = "slimsweep.failure"
 WARNINGS_TAG = "slimsweep.warnings"  # what a trial did that costs more than one might expect
 PARETO_TAG = "pareto"  # "true" | "false", once the sweep ends

@@ -19,6 +19,7 @@ from slimsweep.sweeps.results.keys import (
     FAILURE_FILE,
     FAILURE_TAG,
     HARDWARE_TAG,
+    LATENCY_SETUP_TAG,
     MODEL_FILE_TAG,
     MODEL_ID_TAG,
     NOTE_TAG,
@@ -204,6 +205,10 @@ class Tracker(TrackingStore):
         self._log_splits(run_id, splits or [])
         self.client.set_tag(run_id, SHA256_TAG, sha256)
         self.client.set_tag(run_id, HARDWARE_TAG, details.get("hardware", ""))
+        measured_as = details.get("measured_as", {})
+        if measured_as:
+            setup = "; ".join(f"{key}={value}" for key, value in measured_as.items())
+            self.client.set_tag(run_id, LATENCY_SETUP_TAG, setup)
         self.client.log_dict(run_id, details, DETAILS_FILE)
         self.client.log_batch(
             run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from slimsweep.compressors.base import CompressedModel
 from slimsweep.compressors.plans import QuantizationPlan
 from slimsweep.sweeps.registry import Registry
+from slimsweep.sweeps.runtimes.shapes import DynamicAxes
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 from slimsweep.sweeps.typed import typed
@@ -51,6 +52,7 @@ class PlanHandlers(Generic[Handler]):
 class Runtime(Protocol):
     config_type: ClassVar[type[RuntimeConfig]]
     artifact_name: ClassVar[str]
+    gpu: ClassVar[bool]  # runs the artifact on a GPU: a trial must be given one
     # Asked about every plan a search space can produce, before any trial launches.
     handlers: ClassVar[PlanHandlers[Any]]
 
@@ -61,12 +63,21 @@ class Runtime(Protocol):
         """Why this runtime cannot run on this machine (no GPU, no provider), or None."""
 
     def export(
-        self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
+        self,
+        model: CompressedModel,
+        example: Inputs,
+        calibration: list[Inputs],
+        path: Path,
+        axes: DynamicAxes | None = None,
     ) -> None:
-        """Write the deployable file whose bytes are the reported size."""
+        """Write the deployable file whose bytes are the reported size; `axes` stay dynamic
+        in it (None: the batch axis of every input)."""
 
     def load(self, path: Path) -> Predict:
         """Run the artifact as it would be deployed: this is what accuracy and latency measure."""
+
+    def measured_as(self) -> dict[str, str]:
+        """How its latencies are taken (execution mode, precision policy), logged with them."""
 
     def on_calling_thread(self) -> bool:
         """Whether a loaded artifact computes on the thread that calls it (then that thread's

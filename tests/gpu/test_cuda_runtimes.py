@@ -1,43 +1,105 @@
-"""GPU runtimes against their CPU twins. Skipped where this machine has no CUDA GPU or no
-onnxruntime CUDA provider (always in CI); the CPU path is complete without them."""
+"""GPU runtimes against their CPU twins, at tolerances scaled to the outputs' magnitude and
+the precision: a wrong device, a lost constant or TF32 left on shows as an error far above
+the precision's rounding."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from slimsweep.compressors import CompressedModel, HalfPlan, WeightOnlyPlan
 from slimsweep.sweeps.runtimes import RUNTIMES, build_runtime
+from slimsweep.sweeps.runtimes.shapes import task_axes
 
 pytestmark = pytest.mark.gpu
 
+# Relative error, as a multiple of the output's largest magnitude, that each precision allows:
+# fp32 reorders sums (cuDNN/cuBLAS against the CPU's kernels); halves round every layer.
+RELATIVE = {None: 2e-5, "fp16": 2e-2, "bf16": 5e-2}
 
-def _pair(gpu: str, cpu: str):
-    reason = RUNTIMES.get(gpu).unavailable()
+
+def _runtime(name: str, **options):
+    reason = RUNTIMES.get(name).unavailable()
     if reason:
         pytest.skip(reason)
-    return (build_runtime(RUNTIMES.get(n).config_type(name=n)) for n in (gpu, cpu))
+    return build_runtime(RUNTIMES.get(name).config_type(name=name, **options))
 
 
-@pytest.mark.parametrize(
-    ("gpu", "cpu", "plan", "atol"),
-    [
-        ("torch_cuda", "torch_cpu", None, 1e-3),
-        ("torch_cuda", "torch_cpu", HalfPlan("fp16"), 5e-2),
-        ("ort_cuda", "ort_cpu", None, 1e-3),
-        ("ort_cuda", "ort_cpu", WeightOnlyPlan(group_size=32), 5e-2),
-    ],
-)
-def test_gpu_runtime_matches_its_cpu_twin(
-    gpu, cpu, plan, atol, trained_digits, digits_task, digits_data, tmp_path: Path
+def _close(got: np.ndarray, expected: np.ndarray, precision: str | None) -> None:
+    scale = float(np.abs(expected).max())
+    error = float(np.abs(got - expected).max())
+    assert error <= RELATIVE[precision] * scale, (error, scale, precision)
+
+
+@pytest.mark.parametrize("mode", ["eager", "cuda_graphs"])
+@pytest.mark.parametrize("precision", [None, "fp16", "bf16"])
+def test_torch_cuda_matches_torch_cpu_on_digits(
+    mode, precision, trained_digits, digits_task, digits_data, tmp_path: Path
 ) -> None:
-    on_gpu, on_cpu = _pair(gpu, cpu)
+    on_gpu = _runtime("torch_cuda", mode=mode)
+    on_cpu = _runtime("torch_cpu")
+    plan = HalfPlan(precision) if precision else None
+    example = digits_task.latency_inputs()
+    on_gpu.export(CompressedModel(trained_digits, plan), example, [], tmp_path / "gpu.pt2")
+    on_cpu.export(CompressedModel(trained_digits), example, [], tmp_path / "cpu.pt2")
+    pixels = np.concatenate([b["pixels"].numpy() for b, _ in digits_data.eval])
+    gpu = on_gpu.load(tmp_path / "gpu.pt2")
+    for rows in (pixels[:1], pixels[:7], pixels):  # batch 1 and odd batches: the batch is dynamic
+        _close(
+            gpu({"pixels": rows}), on_cpu.load(tmp_path / "cpu.pt2")({"pixels": rows}), precision
+        )
+
+
+def test_tf32_is_off_unless_asked_and_changes_fp32_results(
+    trained_digits, digits_task, tmp_path
+) -> None:
+    example = digits_task.latency_inputs()
+    outputs = {}
+    for tf32 in (False, True):
+        runtime = _runtime("torch_cuda", mode="eager", tf32=tf32)
+        runtime.export(CompressedModel(trained_digits), example, [], tmp_path / f"{tf32}.pt2")
+        outputs[tf32] = runtime.load(tmp_path / f"{tf32}.pt2")(
+            {k: v.numpy() for k, v in example.items()}
+        )
+        assert runtime.measured_as()["tf32"] == ("on" if tf32 else "off")
+    with torch.no_grad():
+        expected = trained_digits(**example).numpy()
+    _close(outputs[False], expected, None)
+    assert not np.array_equal(outputs[False], outputs[True])
+
+
+@pytest.mark.parametrize("mode", ["eager", "compile", "cuda_graphs"])
+def test_the_minilm_architecture_runs_at_batch_1_and_any_length_on_the_gpu(mode, tmp_path) -> None:
+    from random_bert import RandomBertTask
+
+    task = RandomBertTask()
+    model = task.build_model()
+    example = task.latency_inputs()
+    runtime = _runtime("torch_cuda", mode=mode)
+    path = tmp_path / "bert.pt2"
+    runtime.export(
+        CompressedModel(model, HalfPlan("bf16")), example, [], path, task_axes(task, example)
+    )
+    predict = runtime.load(path)
+    rng = np.random.default_rng(0)
+    for batch, length in [(1, 128), (1, 15), (4, 40)]:
+        inputs = {
+            "input_ids": rng.integers(1000, 30000, size=(batch, length)),
+            "attention_mask": np.ones((batch, length), dtype=np.int64),
+        }
+        with torch.no_grad():
+            expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).numpy()
+        _close(predict(inputs), expected, "bf16")
+
+
+@pytest.mark.parametrize("plan", [None, WeightOnlyPlan(group_size=32)])
+def test_ort_cuda_matches_ort_cpu(plan, trained_digits, digits_task, digits_data, tmp_path) -> None:
+    on_gpu, on_cpu = _runtime("ort_cuda"), _runtime("ort_cpu")
     path = tmp_path / on_cpu.artifact_name
     calibration = [b for b, _ in digits_data.calibration]
     on_cpu.export(
         CompressedModel(trained_digits, plan), digits_task.latency_inputs(), calibration, path
     )
     pixels = np.concatenate([b["pixels"].numpy() for b, _ in digits_data.eval])
-    np.testing.assert_allclose(
-        on_gpu.load(path)({"pixels": pixels}), on_cpu.load(path)({"pixels": pixels}), atol=atol
-    )
+    _close(on_gpu.load(path)({"pixels": pixels}), on_cpu.load(path)({"pixels": pixels}), "fp16")

@@ -225,6 +225,12 @@ def test_sweep_records_every_trial_and_resumes(
         for t in trials
         if t.state == TrialState.COMPLETE
     )
+    # ...and how each latency was taken.
+    assert {
+        runs[t.user_attrs["mlflow_run_id"]].data.tags["slimsweep.latency_setup"]
+        for t in trials
+        if t.state == TrialState.COMPLETE
+    } == {"provider=CPUExecutionProvider; inputs=host arrays"}
 
     # The front was re-measured in the quiet phase; MLflow has both numbers.
     quiet = study.user_attrs["quiet_latency"]

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from slimsweep.sweeps.config import check_objectives, compose, load_settings
 from slimsweep.sweeps.errors import ConfigError
@@ -70,6 +71,16 @@ def test_overrides_reach_the_settings() -> None:
             "cluster.cpus_per_trial=4096 is more than the",  # this machine's count of CPUs
         ),
         (
+            "cluster.gpus_per_trial=1.5",
+            "cluster.gpus_per_trial=1.5 must be 0, a fraction of one GPU",
+        ),
+        ("cluster.gpus_per_trial=-1", "cluster.gpus_per_trial=-1 must be 0, a fraction"),
+        pytest.param(
+            "cluster.gpus_per_trial=0.5",
+            "cluster.gpus_per_trial=0.5: this machine has 0 CUDA GPU(s)",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+        (
             "space.recipe.prune.sparsity.high=1.5",
             "space.recipe.prune.sparsity (stage magnitude_prune): sparsity=1.5 is out of range",
         ),
@@ -101,6 +112,11 @@ def test_every_shipped_space_is_accepted_and_has_a_baseline(space: str) -> None:
     settings = load_settings([f"space={space}"])
     assert settings.space.name == space
     assert settings.space.baseline is not None
+
+
+def test_a_gpu_runtime_without_gpus_per_trial_is_refused_before_launch() -> None:
+    with pytest.raises(ConfigError, match="runtime=torch_cuda runs on a GPU, and Ray hides"):
+        load_settings(["space=distill", "runtime=torch_cuda"])
 
 
 def test_a_stage_after_a_quantizing_stage_is_refused_before_launch() -> None:

@@ -1,8 +1,14 @@
 import numpy as np
+import pytest
 import torch
 
 from slimsweep.compressors import CompressedModel, HalfPlan
-from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRuntime
+from slimsweep.sweeps.errors import ConfigError
+from slimsweep.sweeps.runtimes.torch_program import (
+    TorchCpuConfig,
+    TorchCpuRuntime,
+    TorchCudaConfig,
+)
 from slimsweep.sweeps.task import evaluate
 
 
@@ -32,7 +38,7 @@ def test_fp16_halves_the_artifact_and_computes_in_half(
 
 def test_compiled_program_gives_the_same_outputs(trained_digits, digits_task, tmp_path) -> None:
     eager = TorchCpuRuntime(TorchCpuConfig(name="torch_cpu"))
-    compiled = TorchCpuRuntime(TorchCpuConfig(name="torch_cpu", compile=True))
+    compiled = TorchCpuRuntime(TorchCpuConfig(name="torch_cpu", mode="compile"))
     inputs = digits_task.latency_inputs()
     eager.export(CompressedModel(trained_digits), inputs, [], tmp_path / "m.pt2")
     numpy_inputs = {k: v.numpy() for k, v in inputs.items()}
@@ -41,3 +47,11 @@ def test_compiled_program_gives_the_same_outputs(trained_digits, digits_task, tm
         eager.load(tmp_path / "m.pt2")(numpy_inputs),
         atol=1e-4,
     )
+
+
+def test_cuda_graphs_are_refused_on_the_cpu_naming_the_modes() -> None:
+    with pytest.raises(
+        ConfigError, match="runtime.mode='cuda_graphs'.*'eager', 'compile', 'max_autotune'$"
+    ):
+        TorchCpuConfig(name="torch_cpu", mode="cuda_graphs")
+    assert TorchCudaConfig(name="torch_cuda", mode="cuda_graphs").tf32 is False
