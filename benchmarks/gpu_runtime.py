@@ -138,7 +138,7 @@ def measure_row(
         step()
         return run(**on_device)
 
-    with torch.inference_mode():
+    with torch.inference_mode(), runtime.precision():
         host_loop = _median_ms(host_fed, _wall_ms)
         gpu = _median_ms(resident, _gpu_ms)
     return {

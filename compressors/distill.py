@@ -77,7 +77,7 @@ class FeatureMatch:
         return [p for projection in self.projections.values() for p in projection.parameters()]
 
     def loss(self) -> torch.Tensor:
-        total = torch.zeros(())
+        total = torch.zeros((), device=self.seen["student", 0].device)
         for i in range(len(self.pairs)):
             student = self._channels_last(self.seen["student", i])
             teacher = self._channels_last(self.seen["teacher", i]).detach()

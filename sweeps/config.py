@@ -2,7 +2,7 @@
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,13 +43,38 @@ class Settings:
         the folder its temporary files go to (removed by the driver when it stops)."""
         from slimsweep.sweeps.engine.worker import WorkerSpec
 
+        # On a cluster the plugins' folder reaches the nodes as Ray's working_dir instead.
+        shipped = self.runtime_env() is not None
         return WorkerSpec(
             self.task,
             self.runtime,
-            self.plugins,
+            replace(self.plugins, search_dir="") if shipped else self.plugins,
             self.cluster.exclusive_latency,
             str(scratch) if scratch else "",
+            gpu=self.cluster.gpus_per_trial > 0,
         )
+
+    def runtime_env(self) -> dict[str, Any] | None:
+        """Ray's runtime_env on a cluster: the folder the user's plugins live in becomes
+        every worker's working directory (and import path), without the sweep's own stores."""
+        if self.cluster.address is None or not self.plugins.modules:
+            return None
+        folder = Path(self.plugins.search_dir)
+        stores = [Path(self.sweep.dir), Path(self.sweep.cache_dir).resolve()]
+        inside = [str(p.relative_to(folder)) for p in stores if p.is_relative_to(folder)]
+        return {
+            "working_dir": str(folder),
+            "excludes": [*inside, ".git", ".venv", "__pycache__", "*.db", "mlruns"],
+        }
+
+    def measure_options(self) -> dict[str, Any]:
+        """Ray options of the task that times an artifact: a hardware-target node when
+        `cluster.measure_on` names one, else wherever a trial runs."""
+        from slimsweep.sweeps.runtimes import RUNTIMES
+
+        if not self.cluster.measure_on:
+            return self.cluster.compute_options()
+        return self.cluster.measure_options(RUNTIMES.get(self.runtime.name).gpu)
 
     def metric_names(self) -> list[str]:
         """Objective names as a user reads them: `quality` becomes the task's metric."""
@@ -103,15 +128,16 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
     space = parse_space(resolved["space"], stage_configs)
     _check_runtime_realises(space, runtime)
     _check_stage_order(space)
-    if RUNTIMES.get(runtime.name).gpu and not cluster.gpus_per_trial:
-        raise ConfigError(
-            f"runtime={runtime.name} runs on a GPU, and Ray hides the GPUs from a trial that "
-            "asks for none: set cluster.gpus_per_trial (1, or 0.5 for two trials per GPU)"
-        )
     if cluster.address is None:  # trials run on this machine: it must have the hardware
         reason = RUNTIMES.get(runtime.name).unavailable()
         if reason:
             raise ConfigError(f"runtime={runtime.name} cannot run here: {reason}")
+    if RUNTIMES.get(runtime.name).gpu and not cluster.gpus_per_trial:
+        raise ConfigError(
+            f"runtime={runtime.name} runs on a GPU, and a trial has one only when it asks Ray "
+            "for it: set cluster.gpus_per_trial (1, or 0.5 for two trials per GPU)"
+        )
+    if cluster.address is None:
         cpus = cluster.num_cpus or os.cpu_count() or 1
         if cluster.cpus_per_trial > cpus:
             raise ConfigError(

@@ -62,23 +62,61 @@ class ClusterSettings:
     cpus_per_trial: int = 1
     # GPUs each trial asks Ray for (a fraction shares one); 0 hides every GPU from it.
     gpus_per_trial: float = 0
+    memory_per_trial: int = 0  # bytes of RAM Ray reserves for each trial (0: none reserved)
+    resources_per_trial: dict[str, float] | None = None  # custom Ray resources ({} if None)
+    # The custom resources of the nodes that are the hardware target (e.g. {target_xeon: 1}):
+    # when set, a trial compresses on any node and is evaluated and timed on one of these.
+    measure_on: dict[str, float] | None = None
+    max_retries: int = 3  # times Ray runs a task again whose worker or node died
     # One latency measurement at a time per node, never beside another trial's compute.
     exclusive_latency: bool = True
 
     def __post_init__(self) -> None:
         if self.cpus_per_trial < 1:
             raise ConfigError(f"cluster.cpus_per_trial={self.cpus_per_trial} must be at least 1")
-        gpus = self.gpus_per_trial
-        if gpus < 0 or (gpus > 1 and gpus != int(gpus)):
+        self.resources_per_trial = dict(self.resources_per_trial or {})
+        self.measure_on = dict(self.measure_on or {})
+        if self.memory_per_trial < 0 or self.max_retries < 0:
+            raise ConfigError("cluster.memory_per_trial and cluster.max_retries must be 0 or more")
+        for key, resources in (
+            ("resources_per_trial", self.resources_per_trial),
+            ("measure_on", self.measure_on),
+        ):
+            for name, amount in resources.items():
+                if name in ("CPU", "GPU", "memory") or amount <= 0:
+                    raise ConfigError(
+                        f"cluster.{key}.{name}={amount}: a custom resource needs an amount above "
+                        "0, and CPUs, GPUs and memory have their own keys (cpus_per_trial, ...)"
+                    )
+        if not 0 <= self.gpus_per_trial <= 1:
             raise ConfigError(
-                f"cluster.gpus_per_trial={gpus:g} must be 0, a fraction of one GPU (0.5: two "
-                "trials share it) or a whole number"
+                f"cluster.gpus_per_trial={self.gpus_per_trial:g} must be 0, 1 or a fraction of "
+                "one GPU (0.5: two trials share it); a trial computes on one GPU"
             )
         if self.num_cpus is not None and self.num_cpus < self.cpus_per_trial:
             raise ConfigError(
                 f"cluster.num_cpus={self.num_cpus} is less than "
                 f"cluster.cpus_per_trial={self.cpus_per_trial}: no trial could ever start"
             )
+
+    def compute_options(self) -> dict[str, Any]:
+        """Ray options of a task that compresses (and, without `measure_on`, also measures)."""
+        return {
+            "num_cpus": self.cpus_per_trial,
+            "num_gpus": self.gpus_per_trial,
+            "memory": self.memory_per_trial or None,
+            "resources": dict(self.resources_per_trial),
+            "max_retries": self.max_retries,
+        }
+
+    def measure_options(self, gpu: bool) -> dict[str, Any]:
+        """Ray options of a task that evaluates and times artifacts on the hardware target."""
+        return {
+            "num_cpus": self.cpus_per_trial,
+            "num_gpus": self.gpus_per_trial if gpu else 0,
+            "resources": dict(self.measure_on),
+            "max_retries": self.max_retries,
+        }
 
 
 @dataclass

@@ -27,7 +27,15 @@ from slimsweep.sweeps.engine.study import (
     open_existing,
     open_study,
 )
-from slimsweep.sweeps.engine.trial import TrialRequest, TrialResult, run_trial
+from slimsweep.sweeps.engine.trial import (
+    Compressed,
+    MeasureRequest,
+    TrialRequest,
+    TrialResult,
+    compress_trial,
+    measure_trial,
+    run_trial,
+)
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.readers.descriptions import front_description, trial_description
@@ -54,7 +62,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
             # Ray starts (seconds) while the study and the tracking store are set up beside it
             with ThreadPoolExecutor(max_workers=1) as background:
                 opening = background.submit(_open, settings, sampler, progress)
-                pool = RayPool(settings.cluster)
+                pool = _pool(settings)
                 study, tracker = opening.result()
             recorder = Recorder(settings, study, tracker, progress)
             finished = finished_count(study)
@@ -149,6 +157,9 @@ def _run_trials(
     every one of them is recorded; stop at once if the baseline fails."""
     worker = settings.worker_spec(scratch)
     cache_dir = str(Path(settings.sweep.cache_dir).resolve())
+    compute = settings.cluster.compute_options()
+    # With a hardware target, a trial compresses anywhere and is then measured on the target.
+    first = compress_trial if settings.cluster.measure_on else run_trial
     launched = 0
     while launched < remaining or len(pool):
         while launched < remaining and len(pool) < settings.search.parallelism:
@@ -156,15 +167,29 @@ def _run_trials(
             recipe = settings.space.sample(trial)
             run_id = recorder.start(trial, recipe)
             request = TrialRequest(trial.number, recipe, worker, cache_dir)
-            pool.submit((trial, run_id), run_trial, request)
+            pool.submit((trial, run_id, request), first, request, compute)
             launched += 1
-        (trial, run_id), result, lost = pool.next_done()
+        (trial, run_id, request), result, lost = pool.next_done()
+        if isinstance(result, Compressed):
+            measuring = MeasureRequest(request, result)
+            pool.submit(
+                (trial, run_id, request), measure_trial, measuring, settings.measure_options()
+            )
+            continue
         reason = recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
         if reason is not None and trial.params == settings.space.baseline:
             raise BaselineFailed(
                 f"the baseline (trial {trial.number}) failed: {reason}. Every trial is "
                 "compared with it, so the sweep stopped; fix it and run the same command again"
             )
+
+
+def _pool(settings: Settings) -> RayPool:
+    """Ray, started or joined, checked to have a node for every kind of task the sweep runs."""
+    placements = {"trial": settings.cluster.compute_options()}
+    if settings.cluster.measure_on:
+        placements["measuring"] = settings.measure_options()
+    return RayPool(settings.cluster, placements, settings.runtime_env())
 
 
 def _tracker(settings: Settings) -> Tracker:

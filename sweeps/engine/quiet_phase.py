@@ -46,7 +46,10 @@ def remeasure_front(
             for r in candidates
         ]
         request = RemeasureRequest(artifacts, settings.worker_spec())
-        result, lost = RayPool(settings.cluster).run(remeasure, request)
+        pool = RayPool(
+            settings.cluster, {"measuring": settings.measure_options()}, settings.runtime_env()
+        )
+        result, lost = pool.run(remeasure, request, settings.measure_options())
         failure = lost or result.error or recorder.hardware_refusal(result.hardware)
         if not failure:
             quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}

@@ -1,18 +1,28 @@
 """Ray, in one place: trials and the quiet phase run as plain Ray tasks (not Ray Tune: its
-per-trial overhead is seconds). The rest of slimsweep submits functions and gets results."""
+per-trial overhead is seconds). The rest of slimsweep submits functions with their Ray
+options (resources, retries) and gets results."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.settings import ClusterSettings
 
+Options = Mapping[str, Any]  # ray.remote options: num_cpus, num_gpus, resources, ...
+
 
 class RayPool:
     """Tasks in flight on the local or the configured Ray cluster."""
 
-    def __init__(self, cluster: ClusterSettings) -> None:
+    def __init__(
+        self,
+        cluster: ClusterSettings,
+        placements: Mapping[str, Options] | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`placements` name the options tasks will be submitted with: each must fit some
+        node of the cluster, or no task of it could ever start."""
         import ray
 
         if not ray.is_initialized():
@@ -23,36 +33,40 @@ class RayPool:
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level=logging.ERROR,
+                runtime_env=dict(runtime_env) if runtime_env else None,
                 # Ray runs its workers at nice 15: any other process on the node would then
                 # take their CPU, and a latency measured there would time the queue.
                 _system_config={"worker_niceness": 0} if local else None,
             )
-        self.cluster = cluster
         self._pending: dict[Any, Any] = {}  # Ray object ref → the caller's key
-        for resource, wanted in (("CPU", cluster.cpus_per_trial), ("GPU", cluster.gpus_per_trial)):
-            alive = [n["Resources"].get(resource, 0) for n in ray.nodes() if n["Alive"]]
-            largest = max(alive, default=0)
-            if wanted > largest:
+        nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+        for what, options in (placements or {}).items():
+            needed = _needed(options)
+            if not any(all(node.get(k, 0) >= v for k, v in needed.items()) for node in nodes):
+                wanted = ", ".join(f"{k} {v:g}" for k, v in needed.items())
+                offered = "; ".join(
+                    ", ".join(f"{k} {v:g}" for k, v in sorted(n.items()) if _shown(k))
+                    for n in nodes
+                )
                 raise SweepError(
-                    f"cluster.{resource.lower()}s_per_trial={wanted:g}: no node of the Ray "
-                    f"cluster has that many {resource}s (the largest has {largest:g}); no "
-                    "trial could ever start"
+                    f"cluster: no node of the Ray cluster has what a {what} task needs ({wanted}); "
+                    f"the nodes offer: {offered or 'nothing'}. No such task could ever start"
                 )
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def submit(self, key: Any, function: Callable[[Any], Any], request: Any) -> None:
+    def submit(
+        self, key: Any, function: Callable[[Any], Any], request: Any, options: Options
+    ) -> None:
         import ray
 
-        task = ray.remote(
-            num_cpus=self.cluster.cpus_per_trial, num_gpus=self.cluster.gpus_per_trial
-        )(function)
+        task = ray.remote(**{k: v for k, v in options.items() if v is not None})(function)
         self._pending[task.remote(request)] = key
 
     def next_done(self) -> tuple[Any, Any, str | None]:
         """(key, result, None) of the next task to finish, or (key, None, why) if Ray lost it
-        (its worker died, its node left)."""
+        (its worker died, its node left, more often than its retries allow)."""
         import ray
 
         (ref,), _ = ray.wait(list(self._pending), num_returns=1)
@@ -73,8 +87,23 @@ class RayPool:
                 continue
         self._pending.clear()
 
-    def run(self, function: Callable[[Any], Any], request: Any) -> tuple[Any, str | None]:
+    def run(
+        self, function: Callable[[Any], Any], request: Any, options: Options
+    ) -> tuple[Any, str | None]:
         """One task to its end: (result, None) or (None, why Ray lost it)."""
-        self.submit(None, function, request)
+        self.submit(None, function, request, options)
         _, result, lost = self.next_done()
         return result, lost
+
+
+def _needed(options: Options) -> dict[str, float]:
+    needed = {"CPU": options.get("num_cpus") or 0, "GPU": options.get("num_gpus") or 0}
+    needed.update(options.get("resources") or {})
+    if options.get("memory"):
+        needed["memory"] = options["memory"]
+    return {k: float(v) for k, v in needed.items() if v}
+
+
+def _shown(resource: str) -> bool:
+    """Ray's own bookkeeping resources (node:…, object store) say nothing to a user."""
+    return not resource.startswith("node:") and resource != "object_store_memory"

@@ -14,6 +14,7 @@ from slimsweep.sweeps.results.keys import (
     FAILURE_ATTR,
     HARDWARE_ATTR,
     METRICS_ATTR,
+    NODES_ATTR,
     PHASES_ATTR,
     RECIPE_ATTR,
     REFERENCE_LATENCY_ATTR,
@@ -78,6 +79,7 @@ class Recorder:
             details = {
                 "hardware": result.hardware,
                 "measured_as": result.measured_as,
+                "nodes": result.nodes,
                 "phases": result.phases,
                 "inputs": inputs,
             }
@@ -101,6 +103,7 @@ class Recorder:
         trial.set_user_attr(METRICS_ATTR, metrics)
         trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         trial.set_user_attr(PHASES_ATTR, result.phases)
+        trial.set_user_attr(NODES_ATTR, result.nodes)
         self.study.tell(trial, values)
         # The first recorded trial's baseline median scales every later trial's ratio, so that
         # all of the sweep's figures are on one scale.

@@ -1,9 +1,13 @@
-"""One trial, run on a Ray worker: build the compressed model, export it, measure it.
+"""One trial on Ray workers, in two phases: compress (the stages, then the export) and
+measure (load, evaluate, time the artifact beside the baseline's). Locally both run in one
+task; on a cluster with a hardware target (`cluster.measure_on`) the first runs on any node
+with the trial's resources, GPUs included, and the second on a target node.
 
 Workers never open the study or the tracking store; they return what they measured and the
 artifact's bytes, and the driver records both.
 """
 
+import contextlib
 import copy
 import functools
 import hashlib
@@ -12,13 +16,14 @@ import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from slimsweep.sweeps.engine.worker import WorkerSpec, cached_task, set_up
+from slimsweep.sweeps.engine.worker import Worker, WorkerSpec, cached_task, set_up
 from slimsweep.sweeps.errors import SlimsweepWarning, with_cause
 from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX
 from slimsweep.sweeps.space import RecipeStep
@@ -50,16 +55,41 @@ class TrialResult:
     warnings: list[str] = field(default_factory=list)  # what it did that the user should hear
     input_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic in the artifact
     measured_as: dict[str, str] = field(default_factory=dict)  # the runtime's mode, precision...
+    nodes: dict[str, str] = field(default_factory=dict)  # phase → the Ray node it ran on
 
 
 @dataclass(frozen=True)
+class Compressed:
+    """What the compress phase hands the measure phase."""
+
+    artifact: bytes
+    metrics: dict[str, float]  # sizes, parameters and what the stages measured
+    phases: list[tuple[str, float, float]]
+    warnings: list[str]
+    node: str
+    started: float  # time.time() when the trial began
+
+
+@dataclass(frozen=True)
+class MeasureRequest:
+    trial: TrialRequest
+    compressed: Compressed
+
+
+@dataclass
 class _BaselineArtifact:
     """The baseline exported by this worker's runtime: every trial's latency is paired with
-    it, and its size is where the first stage's saved bytes start."""
+    it, and its size is where the first stage's saved bytes start. Loaded (for a GPU mode,
+    compiled) only where a trial is measured."""
 
     size: int
-    predict: Any
+    path: Path
+    runtime: Any
     folder: tempfile.TemporaryDirectory  # keeps the file while the worker lives
+
+    @functools.cached_property
+    def predict(self) -> Any:
+        return self.runtime.load(self.path)
 
 
 @dataclass(frozen=True)
@@ -79,11 +109,26 @@ class _Prepared:
             self.teachers[device] = copy.deepcopy(self.baseline).to(device)
         return self.teachers[device]
 
+    def baseline_artifact(self, worker: Worker, spec: WorkerSpec) -> _BaselineArtifact:
+        """The baseline exported by this runtime config, once per worker process."""
+        from slimsweep.compressors import CompressedModel
 
-def compute_device() -> str:
-    """The trial's GPU when Ray gave it one (Ray hides the GPUs from a task that asks for
-    none): fine-tuning and calibration run there, whatever runtime the artifact targets."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        key = repr(spec.runtime)
+        if key not in self.artifacts:
+            folder = tempfile.TemporaryDirectory(prefix="slimsweep-baseline-")
+            path = Path(folder.name) / worker.runtime.artifact_name
+            _export(worker, self, CompressedModel(self.baseline), path)
+            self.artifacts[key] = _BaselineArtifact(
+                path.stat().st_size, path, worker.runtime, folder
+            )
+        return self.artifacts[key]
+
+
+def compute_device(spec: WorkerSpec) -> str:
+    """The trial's GPU when it asked Ray for one: fine-tuning and calibration run there,
+    whatever runtime the artifact targets. (Ray 2.60 no longer hides the GPUs from a task
+    that asks for none, so what the process sees does not say what it was given.)"""
+    return "cuda" if spec.gpu and torch.cuda.is_available() else "cpu"
 
 
 @functools.cache
@@ -101,78 +146,89 @@ def _prepare(task_json: str, cache_dir: str) -> _Prepared:
     return _Prepared(data, baseline, splits)
 
 
+def _export(worker: Worker, prepared: _Prepared, model: Any, path: Path) -> bytes:
+    calibration = [inputs for inputs, _ in prepared.data.calibration]
+    worker.runtime.export(model, worker.example, calibration, path, worker.axes)
+    return path.read_bytes()
+
+
+def _node() -> str:
+    """The Ray node this runs on ("" outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
+def _failure(number: int, error: Exception) -> TrialResult:
+    return TrialResult(number, error=with_cause(error, traceback.format_exc()))
+
+
 def run_trial(request: TrialRequest) -> TrialResult:
-    """Never raises: a failure comes back as a result carrying its traceback."""
+    """Both phases in one task. Never raises: a failure comes back as a result carrying its
+    traceback."""
     try:
-        return _run(request)
+        worker = set_up(request.worker)
+        return _measure(MeasureRequest(request, _compress(request, worker)), worker)
     except Exception as error:
-        return TrialResult(request.number, error=with_cause(error, traceback.format_exc()))
+        return _failure(request.number, error)
 
 
-def _run(request: TrialRequest) -> TrialResult:
-    from slimsweep.compressors import STAGES, CompressedModel, StageContext
-    from slimsweep.sweeps.engine.bench import time_paired
-    from slimsweep.sweeps.task import evaluate_all
+def compress_trial(request: TrialRequest) -> "Compressed | TrialResult":
+    """The stages and the export; a failure comes back as a failed TrialResult."""
+    try:
+        return _compress(request, set_up(request.worker))
+    except Exception as error:
+        return _failure(request.number, error)
 
-    started = time.perf_counter()
-    worker = set_up(request.worker)
-    task, runtime, lock = worker.task, worker.runtime, worker.lock
-    with lock.compute("prepare"):
-        prepared = _prepare(request.worker.task_json, request.cache_dir)
-    data = prepared.data
-    calibration = [inputs for inputs, _ in data.calibration]
 
-    def artifact_bytes(model: CompressedModel, path: Path) -> bytes:
-        runtime.export(model, worker.example, calibration, path, worker.axes)
-        return path.read_bytes()
+def measure_trial(request: MeasureRequest) -> TrialResult:
+    """Load, evaluate and time the compressed artifact; never raises."""
+    try:
+        return _measure(request, set_up(request.trial.worker))
+    except Exception as error:
+        return _failure(request.trial.number, error)
 
-    def baseline_artifact() -> _BaselineArtifact:
-        folder = tempfile.TemporaryDirectory(prefix="slimsweep-baseline-")
-        path = Path(folder.name) / runtime.artifact_name
-        size = len(artifact_bytes(CompressedModel(prepared.baseline), path))
-        return _BaselineArtifact(size, runtime.load(path), folder)
 
-    with (
-        tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch,
-        warnings.catch_warnings(record=True) as raised,
-    ):
+@contextlib.contextmanager
+def _collecting_warnings() -> Iterator[list[str]]:
+    """What a phase raised as SlimsweepWarning, once each (other libraries' warnings are
+    noise to a sweep's user)."""
+    messages: list[str] = []
+    with warnings.catch_warnings(record=True) as raised:
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", SlimsweepWarning)
-        with lock.compute("compress"):
-            model = CompressedModel(copy.deepcopy(prepared.baseline))
-            device = compute_device()
-            context = StageContext(data, request.number, task, prepared.teacher_on(device), device)
-            path = Path(scratch) / runtime.artifact_name
-            # The bytes each stage saves, from real artifacts exported after each stage (the
-            # baseline's once per worker and runtime).
-            runtime_key = repr(request.worker.runtime)
-            if runtime_key not in prepared.artifacts:
-                prepared.artifacts[runtime_key] = baseline_artifact()
-            baseline = prepared.artifacts[runtime_key]
-            sizes = [baseline.size]
-            for step in request.recipe:
-                model = STAGES.get(step.stage).run(model, step.params, context)
-                sizes.append(len(artifact_bytes(model, path)))
-            artifact = path.read_bytes() if request.recipe else artifact_bytes(model, path)
-            predict = runtime.load(path)
-            scores = evaluate_all(task, predict, data.eval)
-            example = {name: rows[:2] for name, rows in worker.latency_inputs.items()}
-            example_outputs = predict(example)
-        with lock.measure("latency"):
-            times = time_paired(
-                predict,
-                baseline.predict,
-                worker.latency_inputs,
-                request.worker.runtime.latency,
-                on_calling_thread=getattr(runtime, "on_calling_thread", lambda: False)(),
-            )
-        with lock.compute("statistics"):  # the next trial's window need not wait for these
-            latency = times.statistics()
+        yield messages
+    messages.extend(dict.fromkeys(str(w.message) for w in raised))
+
+
+def _compress(request: TrialRequest, worker: Worker) -> Compressed:
+    from slimsweep.compressors import STAGES, CompressedModel, StageContext
+
+    started = time.time()
+    task, lock = worker.task, worker.lock
+    with lock.compute("prepare"):
+        prepared = _prepare(request.worker.task_json, request.cache_dir)
+    with (
+        tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch,
+        _collecting_warnings() as raised,
+        lock.compute("compress"),
+    ):
+        model = CompressedModel(copy.deepcopy(prepared.baseline))
+        device = compute_device(request.worker)
+        context = StageContext(
+            prepared.data, request.number, task, prepared.teacher_on(device), device
+        )
+        path = Path(scratch) / worker.runtime.artifact_name
+        # The bytes each stage saves, from real artifacts exported after each stage (the
+        # baseline's once per worker and runtime).
+        sizes = [prepared.baseline_artifact(worker, request.worker).size]
+        for step in request.recipe:
+            model = STAGES.get(step.stage).run(model, step.params, context)
+            sizes.append(len(_export(worker, prepared, model, path)))
+        artifact = path.read_bytes() if request.recipe else _export(worker, prepared, model, path)
     parameters = list(model.module.parameters())
     metrics = {
-        **scores,
         "size_bytes": float(len(artifact)),
-        **latency.as_metrics(),
         "param_count": float(sum(p.numel() for p in parameters)),
         "zero_fraction": float(
             sum((p == 0).sum() for p in parameters) / sum(p.numel() for p in parameters)
@@ -182,20 +238,61 @@ def _run(request: TrialRequest) -> TrialResult:
             f"{SAVED_BYTES_PREFIX}{step.slot}": float(before - after)
             for step, (before, after) in zip(request.recipe, itertools.pairwise(sizes), strict=True)
         },
-        "trial_seconds": time.perf_counter() - started,
     }
+    return Compressed(artifact, metrics, list(lock.phases), raised, _node(), started)
+
+
+def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
+    from slimsweep.sweeps.engine.bench import time_paired
+    from slimsweep.sweeps.task import evaluate_all
+
+    trial, compressed = request.trial, request.compressed
+    task, runtime, lock = worker.task, worker.runtime, worker.lock
+    with lock.compute("prepare"):  # done once per worker: cached after the first
+        prepared = _prepare(trial.worker.task_json, trial.cache_dir)
+    with (
+        tempfile.TemporaryDirectory(prefix="slimsweep-measure-") as scratch,
+        _collecting_warnings() as raised,
+    ):
+        with lock.compute("evaluate"):
+            baseline = prepared.baseline_artifact(worker, trial.worker)
+            path = Path(scratch) / runtime.artifact_name
+            path.write_bytes(compressed.artifact)
+            predict = runtime.load(path)
+            scores = evaluate_all(task, predict, prepared.data.eval)
+            example = {name: rows[:2] for name, rows in worker.latency_inputs.items()}
+            example_outputs = predict(example)
+            baseline_predict = baseline.predict
+        with lock.measure("latency"):
+            times = time_paired(
+                predict,
+                baseline_predict,
+                worker.latency_inputs,
+                trial.worker.runtime.latency,
+                on_calling_thread=runtime.on_calling_thread(),
+            )
+        with lock.compute("statistics"):  # the next trial's window need not wait for these
+            latency = times.statistics()
+    metrics = {
+        **scores,
+        **compressed.metrics,
+        **latency.as_metrics(),
+        "trial_seconds": time.time() - compressed.started,
+    }
+    node = _node()
     return TrialResult(
-        request.number,
+        trial.number,
         metrics,
         runtime.artifact_name,
-        artifact,
-        hashlib.sha256(artifact).hexdigest(),
+        compressed.artifact,
+        hashlib.sha256(compressed.artifact).hexdigest(),
         worker.hardware,
-        lock.phases,
+        [*compressed.phases, *(p for p in lock.phases if p not in compressed.phases)],
         example_inputs=example,
         example_outputs=example_outputs,
         splits=prepared.splits,
-        warnings=list(dict.fromkeys(str(w.message) for w in raised)),
+        warnings=list(dict.fromkeys([*compressed.warnings, *raised])),
         input_axes=worker.axes,
         measured_as=runtime.measured_as(),
+        nodes={"compress": compressed.node, "measure": node},
     )

@@ -24,6 +24,7 @@ class WorkerSpec:
     plugins: Plugins = field(default_factory=Plugins)
     exclusive_latency: bool = True
     scratch: str = ""  # where the worker's temporary files go; the driver removes it
+    gpu: bool = False  # the trial asked Ray for a GPU (cluster.gpus_per_trial): stages use it
 
     @property
     def task_json(self) -> str:

@@ -12,6 +12,7 @@ RUN_ID_ATTR = "mlflow_run_id"
 ARTIFACT_ATTR = "artifact"  # file name of the trial's artifact in its MLflow run
 BASELINE_ATTR = "baseline"  # set on the trial that ran the space's baseline recipe
 PHASES_ATTR = "phases"  # (phase, start, end) wall-clock windows on the trial's node
+NODES_ATTR = "nodes"  # phase → the Ray node it ran on (compress, measure)
 FAILURE_ATTR = "failure"  # the last line of a failed trial's traceback
 REQUEUED_FROM_ATTR = "requeued_from"  # an interrupted trial's number, on its re-run
 

@@ -2,8 +2,9 @@
 on the runtime's own device with its batch (and any axis the task names) dynamic, and run
 in the execution mode a deployment would use."""
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,7 +102,6 @@ class TorchCpuRuntime:
         path: Path,
         axes: DynamicAxes | None = None,
     ) -> None:
-        self._set_precision()
         # Exported where it runs: a program asserts the device of its inputs and constants.
         module = copy.deepcopy(model.module).eval().to(self.device)
         example = {k: v.to(self.device) for k, v in example.items()}
@@ -109,9 +109,10 @@ class TorchCpuRuntime:
             realise = self.handlers.get(model.quantization)
             module, example = realise(module, example, model.quantization)
         axes = axes or dynamic_axes(example)
-        program = torch.export.export(
-            module, (), kwargs=widened(example, axes), dynamic_shapes=export_dims(axes)
-        )
+        with self.precision():
+            program = torch.export.export(
+                module, (), kwargs=widened(example, axes), dynamic_shapes=export_dims(axes)
+            )
         fixed = fixed_axes(program, axes)
         if fixed:
             raise ValueError(f"the model does not run at other sizes of {'; '.join(fixed)}")
@@ -127,15 +128,19 @@ class TorchCpuRuntime:
 
     def measured_as(self) -> dict[str, str]:
         """How its latencies were taken, logged beside them."""
-        return {"mode": self.config.mode, "inputs": "host arrays, copied in and out"}
+        inputs = "host arrays, copied in and out" if self.gpu else "host arrays"
+        return {"mode": self.config.mode, "inputs": inputs}
 
-    def _set_precision(self) -> None:
-        """Per process; the CPU runs IEEE fp32 whatever this says."""
+    @contextlib.contextmanager
+    def precision(self) -> Iterator[None]:
+        """The fp32 math policy while the program is exported, compiled and run, and only
+        then: the stages of the same process keep torch's own (the CPU has one)."""
+        yield
 
     def executable(self, path: Path) -> tuple[Callable[..., torch.Tensor], torch.dtype]:
         """The program in the configured execution mode, on the device, and the dtype its
-        float inputs take (benchmarks time it with and without the host copies)."""
-        self._set_precision()
+        float inputs take (benchmarks time it, inside `precision()`, with and without the
+        host copies)."""
         module = torch.export.load(str(path)).module()
         dtype = next(iter(module.parameters()), torch.zeros(())).dtype
         return EXECUTION_MODES[self.config.mode](module), dtype
@@ -155,7 +160,7 @@ class TorchCpuRuntime:
                 )
                 for k, v in inputs.items()
             }
-            with torch.inference_mode():
+            with torch.inference_mode(), self.precision():  # compiled at the first call
                 if graphs:  # a new step: the last replay's outputs are already copied out
                     torch.compiler.cudagraph_mark_step_begin()
                 return run(**tensors).float().cpu().numpy()  # .cpu() waits for the GPU
@@ -179,8 +184,16 @@ class TorchCudaRuntime(TorchCpuRuntime):
     def measured_as(self) -> dict[str, str]:
         return {**super().measured_as(), "tf32": "on" if self.config.tf32 else "off"}
 
-    def _set_precision(self) -> None:
+    @contextlib.contextmanager
+    def precision(self) -> Iterator[None]:
         # The flags torch.export itself reads (cudnn.flags): the newer fp32_precision API
         # leaves them unreadable once cuDNN is set to IEEE (torch 2.11 to 2.13).
-        torch.backends.cuda.matmul.allow_tf32 = self.config.tf32
-        torch.backends.cudnn.allow_tf32 = self.config.tf32
+        flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+        before = [flag.allow_tf32 for flag in flags]
+        for flag in flags:
+            flag.allow_tf32 = self.config.tf32
+        try:
+            yield
+        finally:
+            for flag, value in zip(flags, before, strict=True):
+                flag.allow_tf32 = value

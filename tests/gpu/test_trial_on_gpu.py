@@ -25,7 +25,7 @@ def _trial(
     task: dict, runtime: str, recipe: list[RecipeStep], cache: Path, **options
 ) -> TrialResult:
     config = RUNTIMES.get(runtime).config_type(name=runtime, latency=QUICK, **options)
-    spec = WorkerSpec(task, config, Plugins(("random_bert",), str(HERE)))
+    spec = WorkerSpec(task, config, Plugins(("random_bert",), str(HERE)), gpu=True)
     result = run_trial(TrialRequest(1, recipe, spec, str(cache)))
     assert result.error is None, result.error
     assert result.metrics["latency_ms_median_measured"] > 0 and result.metrics["size_bytes"] > 0

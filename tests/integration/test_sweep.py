@@ -211,7 +211,7 @@ def test_sweep_records_every_trial_and_resumes(
         if t.state == TrialState.COMPLETE
         for phase in t.user_attrs["phases"]
     ]
-    assert {p[1] for p in phases} == {"prepare", "compress", "latency", "statistics"}
+    assert {p[1] for p in phases} == {"prepare", "compress", "evaluate", "latency", "statistics"}
     for number, name, start, end in phases:
         if name == "latency":
             others = [p for p in phases if p[0] != number]

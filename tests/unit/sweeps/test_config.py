@@ -72,9 +72,9 @@ def test_overrides_reach_the_settings() -> None:
         ),
         (
             "cluster.gpus_per_trial=1.5",
-            "cluster.gpus_per_trial=1.5 must be 0, a fraction of one GPU",
+            "cluster.gpus_per_trial=1.5 must be 0, 1 or a fraction of one GPU",
         ),
-        ("cluster.gpus_per_trial=-1", "cluster.gpus_per_trial=-1 must be 0, a fraction"),
+        ("cluster.gpus_per_trial=-1", "cluster.gpus_per_trial=-1 must be 0, 1 or a fraction"),
         pytest.param(
             "cluster.gpus_per_trial=0.5",
             "cluster.gpus_per_trial=0.5: this machine has 0 CUDA GPU(s)",
@@ -115,8 +115,14 @@ def test_every_shipped_space_is_accepted_and_has_a_baseline(space: str) -> None:
 
 
 def test_a_gpu_runtime_without_gpus_per_trial_is_refused_before_launch() -> None:
-    with pytest.raises(ConfigError, match="runtime=torch_cuda runs on a GPU, and Ray hides"):
+    expected = "runtime=torch_cuda runs on a GPU, and a trial has one only when it asks Ray"
+    if not torch.cuda.is_available():
+        expected = "runtime=torch_cuda cannot run here: torch_cuda needs a CUDA GPU"
+    with pytest.raises(ConfigError, match=expected):
         load_settings(["space=distill", "runtime=torch_cuda"])
+    # on a cluster, this machine's hardware says nothing: the GPU request is still needed
+    with pytest.raises(ConfigError, match="set cluster.gpus_per_trial"):
+        load_settings(["space=distill", "runtime=torch_cuda", "cluster.address=auto"])
 
 
 def test_a_stage_after_a_quantizing_stage_is_refused_before_launch() -> None:

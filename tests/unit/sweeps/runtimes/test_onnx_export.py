@@ -78,3 +78,23 @@ def test_auto_keeps_a_doubted_trace_that_reproduces_torch(tmp_path: Path) -> Non
     _export(PadsNarrowInputs(), "torchscript", tmp_path / "traced.onnx")
     assert (tmp_path / "auto.onnx").read_bytes() == (tmp_path / "traced.onnx").read_bytes()
     assert _error(PadsNarrowInputs(), tmp_path / "auto.onnx") < 1e-6
+
+
+class AveragesOverPaddedLength(torch.nn.Module):
+    """A trace keeps the example's length as a constant: right only at that length."""
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return (tokens * mask).sum(1) / float(mask.sum(1).max())  # the longest row
+
+
+def test_auto_checks_a_doubted_trace_at_other_lengths_of_a_named_axis(tmp_path: Path) -> None:
+    """Calibration batches padded alike cannot show a baked-in length; a shortened copy can."""
+    tokens = torch.linspace(-1, 1, 4 * 32).reshape(4, 32)
+    padded = [{"tokens": tokens, "mask": torch.ones(4, 32)}]  # check batches, all at 32
+    axes = {"tokens": {0: "batch", 1: "length"}, "mask": {0: "batch", 1: "length"}}
+    model = AveragesOverPaddedLength()
+    export_onnx(model, padded[0], tmp_path / "m.onnx", "auto", padded, axes)
+    short = {"tokens": tokens[:, :7].numpy(), "mask": np.ones((4, 7), dtype=np.float32)}
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, short)[0]
+    expected = model(**{k: torch.from_numpy(v) for k, v in short.items()}).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)

@@ -1,0 +1,115 @@
+"""Sweeps on a real multi-raylet Ray cluster on 127.0.0.1 (ray.cluster_utils.Cluster, as
+Ray's own tests start one): a trial compresses on any node and is measured only on the node
+that carries the hardware target's resource; a plugin that lives only in the driver's folder
+reaches every node through Ray's runtime_env."""
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from slimsweep.sweeps.engine.study import open_storage
+
+pytestmark = pytest.mark.integration
+
+PLUGIN = '''
+"""A stage that leaves the model as it is and records where its module was loaded from."""
+from dataclasses import dataclass
+
+from slimsweep.compressors import CompressedModel, StageContext, register_stage
+
+
+@dataclass(frozen=True)
+class MarkConfig:
+    pass
+
+
+@register_stage("mark", MarkConfig)
+def mark(model: CompressedModel, config: MarkConfig, ctx: StageContext) -> CompressedModel:
+    model.metrics["plugin_from_ray_working_dir"] = float("runtime_resources" in __file__)
+    return model
+'''
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[str, str, str]]:
+    """(address, head node id, target node id): a head with one CPU, and a second raylet
+    with one CPU and the target's resource."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    target = nodes.add_node(num_cpus=1, resources={"target_cpu": 1})
+    nodes.wait_for_nodes()
+    yield nodes.address, nodes.head_node.node_id, target.node_id
+    nodes.shutdown()
+
+
+def test_trials_compress_on_both_nodes_and_are_timed_on_the_target_only(
+    cluster, tmp_path: Path
+) -> None:
+    address, head, target = cluster
+    driver_folder = tmp_path / "driver"
+    driver_folder.mkdir()
+    (driver_folder / "mark_stage.py").write_text(PLUGIN)
+    args = [
+        f"sweep.dir={tmp_path / 'runs'}",
+        f"sweep.cache_dir={tmp_path / 'cache'}",
+        "sweep.name=cluster",
+        "search.n_trials=6",
+        "search.parallelism=2",
+        f"cluster.address={address}",
+        "cluster.measure_on={target_cpu: 1}",
+        "runtime.latency.warmup=2",
+        "runtime.latency.repeats=10",
+        "runtime.latency.min_seconds=0",
+        "runtime.latency.quiet_rounds=1",
+        "plugins=[mark_stage]",
+        "space.recipe.prune.stage.choices=[none, mark]",
+        "space.enqueue=[{prune: {stage: mark}, quantize: {precision: fp32}},"
+        "{prune: {stage: mark}, quantize: {precision: int8_dynamic, per_channel: true}}]",
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "slimsweep.sweeps.cli", "run", *args],
+        cwd=driver_folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    study = optuna.load_study(
+        study_name="cluster", storage=open_storage(f"sqlite:///{tmp_path / 'runs'}/optuna.db")
+    )
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 6, [(t.number, t.state, t.user_attrs.get("failure")) for t in study.trials]
+    nodes = [t.user_attrs["nodes"] for t in done]
+    assert {n["measure"] for n in nodes} == {target}
+    assert {n["compress"] for n in nodes} == {head, target}
+    marked = [t for t in done if "mark" in t.user_attrs["recipe"]]
+    assert len(marked) >= 2
+    assert all(t.user_attrs["metrics"]["plugin_from_ray_working_dir"] == 1.0 for t in marked)
+
+
+def test_a_target_no_node_carries_is_refused_before_any_trial(cluster, tmp_path: Path) -> None:
+    address, _, _ = cluster
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slimsweep.sweeps.cli",
+            "run",
+            f"sweep.dir={tmp_path}",
+            "sweep.name=nowhere",
+            f"cluster.address={address}",
+            "cluster.measure_on={target_xeon: 1}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 2
+    assert "no node of the Ray cluster has what a measuring task needs" in run.stderr
+    assert "target_xeon 1" in run.stderr
