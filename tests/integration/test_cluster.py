@@ -3,8 +3,10 @@ Ray's own tests start one): a trial compresses on any node and is measured only 
 that carries the hardware target's resource; a plugin that lives only in the driver's folder
 reaches every node through Ray's runtime_env."""
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,95 @@ def test_trials_compress_on_both_nodes_and_are_timed_on_the_target_only(
     marked = [t for t in done if "mark" in t.user_attrs["recipe"]]
     assert len(marked) >= 2
     assert all(t.user_attrs["metrics"]["plugin_from_ray_working_dir"] == 1.0 for t in marked)
+
+
+SLOW_PLUGIN = '''
+"""A stage that says on which node it runs (a file named by the node's id), then takes a
+few seconds: long enough for a test to kill that node under it."""
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from slimsweep.compressors import CompressedModel, StageContext, register_stage
+
+
+@dataclass(frozen=True)
+class SlowConfig:
+    seconds: float = 4.0
+
+
+@register_stage("slow", SlowConfig)
+def slow(model: CompressedModel, config: SlowConfig, ctx: StageContext) -> CompressedModel:
+    marks = Path(os.environ["SLIMSWEEP_TEST_MARKS"])
+    (marks / ray.get_runtime_context().get_node_id()).touch()
+    time.sleep(config.seconds)
+    return model
+'''
+KILLED_SWEEP = [
+    "sweep.name=killed",
+    "search.n_trials=6",
+    "search.parallelism=2",
+    "cluster.measure_on={target_cpu: 1}",
+    "runtime.latency.warmup=2",
+    "runtime.latency.repeats=10",
+    "runtime.latency.min_seconds=0.5",
+    "runtime.latency.quiet_rounds=0",
+    "plugins=[slow_stage]",
+    "space.recipe.prune.stage.choices=[none, slow]",
+    "space.enqueue=["
+    + ", ".join(["{prune: {stage: slow}, quantize: {precision: fp32}}"] * 3)
+    + "]",
+]
+
+
+def test_a_worker_node_killed_mid_sweep_loses_no_trial(tmp_path: Path) -> None:
+    """Ray runs the lost node's tasks again elsewhere (cluster.max_retries); every trial ends
+    recorded, in both stores, and the sweep completes."""
+    import mlflow
+    from ray.cluster_utils import Cluster
+
+    marks, driver_folder, runs = tmp_path / "marks", tmp_path / "driver", tmp_path / "runs"
+    marks.mkdir()
+    driver_folder.mkdir()
+    (driver_folder / "slow_stage.py").write_text(SLOW_PLUGIN)
+    os.environ["SLIMSWEEP_TEST_MARKS"] = str(marks)  # the raylets and their workers inherit it
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # runs no trial
+    nodes.add_node(num_cpus=1, resources={"target_cpu": 1})
+    victim = nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    where = [f"sweep.dir={runs}", f"sweep.cache_dir={tmp_path / 'cache'}"]
+    try:
+        driver = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "slimsweep.sweeps.cli", "run"),
+                *where,
+                f"cluster.address={nodes.address}",
+                *KILLED_SWEEP,
+            ],
+            cwd=driver_folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 300
+        while not (marks / victim.node_id).exists():  # a slow stage runs on the victim
+            assert time.monotonic() < deadline and driver.poll() is None, "no trial reached it"
+            time.sleep(0.2)
+        nodes.remove_node(victim)  # kills its raylet and the workers on it, mid-trial
+        _, stderr = driver.communicate(timeout=600)
+    finally:
+        nodes.shutdown()
+    assert driver.returncode == 0, stderr[-3000:]
+    storage = open_storage(f"sqlite:///{runs}/optuna.db")
+    study = optuna.load_study(study_name="killed", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{runs}/mlflow.db")
+    experiment = client.get_experiment_by_name("killed")
+    trial_runs = client.search_runs([experiment.experiment_id], "tags.`slimsweep.role` = 'trial'")
+    assert sorted(r.info.status for r in trial_runs) == ["FINISHED"] * 6
 
 
 def test_a_target_no_node_carries_is_refused_before_any_trial(cluster, tmp_path: Path) -> None:

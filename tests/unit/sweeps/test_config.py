@@ -182,3 +182,10 @@ def test_objectives_may_name_any_metric_a_trial_records() -> None:
         with pytest.raises(ConfigError) as error:
             check_objectives(settings, quality)
         assert message in str(error.value)
+
+
+def test_cluster_ray_joins_a_cluster_and_measures_on_its_target() -> None:
+    settings = load_settings(["cluster=ray"])
+    assert settings.cluster.address == "auto"
+    assert settings.measure_options()["resources"] == {"target": 1}
+    assert settings.cluster.compute_options()["resources"] == {}
