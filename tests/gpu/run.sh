@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/gpu on a CUDA machine whose python3 already has torch, triton, onnxruntime, numpy,
-# scikit-learn, transformers and pytest, and no network, Ray or MLflow: the project runs from
+# tests/gpu on a CUDA machine whose python3 already has pip, torch, triton, onnx,
+# onnxruntime, numpy, scikit-learn, transformers and pytest, and no network, Ray or MLflow: the project runs from
 # PYTHONPATH, plus the small pure-Python wheels that `make gpu-wheels` put in .gpu-wheels/
 # (copy that folder along with the checkout). Arguments go to pytest.
 set -euo pipefail
