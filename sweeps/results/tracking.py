@@ -186,10 +186,11 @@ class Tracker(TrackingStore):
 
         `details` (hardware fingerprint, phase windows) goes to `trial.json`; `splits`, the
         data it was judged on, become the run's dataset inputs."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric, RunTag
 
         if hashlib.sha256(artifact).hexdigest() != sha256:
             raise RuntimeError(f"artifact of run {run_id} changed in transit (sha256 mismatch)")
+        tags = {SHA256_TAG: sha256, HARDWARE_TAG: details.get("hardware", "")}
         with tempfile.TemporaryDirectory(prefix="slimsweep-log-") as scratch:
             path = Path(scratch) / artifact_name
             path.write_bytes(artifact)
@@ -200,18 +201,16 @@ class Tracker(TrackingStore):
 
                 signed = Example(*example)
                 model_id, stored = log_trial_model(self.client, run_id, path, signed, sha256)
-                self.client.set_tag(run_id, MODEL_ID_TAG, model_id)
-                self.client.set_tag(run_id, MODEL_FILE_TAG, stored)
+                tags.update({MODEL_ID_TAG: model_id, MODEL_FILE_TAG: stored})
         self._log_splits(run_id, splits or [])
-        self.client.set_tag(run_id, SHA256_TAG, sha256)
-        self.client.set_tag(run_id, HARDWARE_TAG, details.get("hardware", ""))
         measured_as = details.get("measured_as", {})
         if measured_as:
-            setup = "; ".join(f"{key}={value}" for key, value in measured_as.items())
-            self.client.set_tag(run_id, LATENCY_SETUP_TAG, setup)
+            tags[LATENCY_SETUP_TAG] = "; ".join(f"{k}={v}" for k, v in measured_as.items())
         self.client.log_dict(run_id, details, DETAILS_FILE)
-        self.client.log_batch(
-            run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()]
+        self.client.log_batch(  # one write for all of them
+            run_id,
+            metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
         )
         self.client.set_terminated(run_id, "FINISHED")
 
