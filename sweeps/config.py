@@ -2,7 +2,7 @@
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +43,13 @@ class Settings:
         the folder its temporary files go to (removed by the driver when it stops)."""
         from slimsweep.sweeps.engine.worker import WorkerSpec
 
-        # On a cluster the plugins' folder reaches the nodes as Ray's working_dir instead.
-        shipped = self.runtime_env() is not None
+        # On a cluster the plugins' folder reaches the nodes as Ray's working_dir, first on
+        # their import path; the driver's own path is still added after it, for a Ray that
+        # was started without that runtime_env (in a notebook, say) on this machine.
         return WorkerSpec(
             self.task,
             self.runtime,
-            replace(self.plugins, search_dir="") if shipped else self.plugins,
+            self.plugins,
             self.cluster.exclusive_latency,
             str(scratch) if scratch else "",
             gpu=self.cluster.gpus_per_trial > 0,
@@ -60,11 +61,18 @@ class Settings:
         if self.cluster.address is None or not self.plugins.modules:
             return None
         folder = Path(self.plugins.search_dir)
-        stores = [Path(self.sweep.dir), Path(self.sweep.cache_dir).resolve()]
-        inside = [str(p.relative_to(folder)) for p in stores if p.is_relative_to(folder)]
+        stores = [
+            Path(path).expanduser().resolve()
+            for path in (self.sweep.dir, self.sweep.cache_dir, self.tracking.artifact_root)
+        ]
+        # anchored at the folder ("/runs", not every "runs" below it); a store that is the
+        # folder itself is left to the patterns after it (its databases, MLflow's folders)
+        inside = [
+            f"/{p.relative_to(folder)}" for p in stores if p != folder and p.is_relative_to(folder)
+        ]
         return {
             "working_dir": str(folder),
-            "excludes": [*inside, ".git", ".venv", "__pycache__", "*.db", "mlruns"],
+            "excludes": [*inside, ".git", ".venv", "__pycache__", "*.db", "mlruns", "mlartifacts"],
         }
 
     def measure_options(self) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 per-trial overhead is seconds). The rest of slimsweep submits functions with their Ray
 options (resources, retries) and gets results."""
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -10,6 +12,7 @@ from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.settings import ClusterSettings
 
 Options = Mapping[str, Any]  # ray.remote options: num_cpus, num_gpus, resources, ...
+CHECK_SECONDS = 10.0  # how often a wait looks for tasks that no live node can run
 
 
 class RayPool:
@@ -20,9 +23,11 @@ class RayPool:
         cluster: ClusterSettings,
         placements: Mapping[str, Options] | None = None,
         runtime_env: Mapping[str, Any] | None = None,
+        stranded_after: float = 300.0,
     ) -> None:
         """`placements` name the options tasks will be submitted with: each must fit some
-        node of the cluster, or no task of it could ever start."""
+        node of the cluster, or no task of it could ever start. A task that no live node
+        can run for `stranded_after` seconds (its only target node left) is given up."""
         import ray
 
         if not ray.is_initialized():
@@ -38,11 +43,13 @@ class RayPool:
                 # take their CPU, and a latency measured there would time the queue.
                 _system_config={"worker_niceness": 0} if local else None,
             )
-        self._pending: dict[Any, Any] = {}  # Ray object ref → the caller's key
-        nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+        self.stranded_after = stranded_after
+        self._pending: dict[Any, tuple[Any, Options]] = {}  # ref → (the caller's key, options)
+        self._stranded_since: dict[Any, float] = {}
+        nodes = _live_nodes()
         for what, options in (placements or {}).items():
             needed = _needed(options)
-            if not any(all(node.get(k, 0) >= v for k, v in needed.items()) for node in nodes):
+            if not _fits(needed, nodes):
                 wanted = ", ".join(f"{k} {v:g}" for k, v in needed.items())
                 offered = "; ".join(
                     ", ".join(f"{k} {v:g}" for k, v in sorted(n.items()) if _shown(k))
@@ -62,15 +69,27 @@ class RayPool:
         import ray
 
         task = ray.remote(**{k: v for k, v in options.items() if v is not None})(function)
-        self._pending[task.remote(request)] = key
+        self._pending[task.remote(request)] = (key, options)
 
     def next_done(self) -> tuple[Any, Any, str | None]:
         """(key, result, None) of the next task to finish, or (key, None, why) if Ray lost it
         (its worker died, its node left, more often than its retries allow)."""
         import ray
 
-        (ref,), _ = ray.wait(list(self._pending), num_returns=1)
-        key = self._pending.pop(ref)
+        while True:
+            done, _ = ray.wait(list(self._pending), num_returns=1, timeout=CHECK_SECONDS)
+            if done:
+                (ref,) = done
+                break
+            stranded = self._stranded()
+            if stranded is not None:
+                ref, why = stranded
+                key, _ = self._pending.pop(ref)
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    ray.cancel(ref, force=True)
+                return key, None, why
+        key, _ = self._pending.pop(ref)
+        self._stranded_since.pop(ref, None)
         try:
             return key, ray.get(ref), None
         except ray.exceptions.RayError as error:
@@ -86,6 +105,24 @@ class RayPool:
             except Exception:  # noqa: BLE001 (it ended, or Ray is stopping: nothing to stop)
                 continue
         self._pending.clear()
+        self._stranded_since.clear()
+
+    def _stranded(self) -> tuple[Any, str] | None:
+        """A task that no live node has been able to run for `stranded_after` seconds."""
+        nodes, now = _live_nodes(), time.monotonic()
+        for ref, (_, options) in self._pending.items():
+            needed = _needed(options)
+            if _fits(needed, nodes):
+                self._stranded_since.pop(ref, None)
+                continue
+            since = self._stranded_since.setdefault(ref, now)
+            if now - since >= self.stranded_after:
+                wanted = ", ".join(f"{k} {v:g}" for k, v in needed.items())
+                return ref, (
+                    f"no live node of the Ray cluster has what this task needs ({wanted}) "
+                    f"for {now - since:.0f} s: the node that had it left"
+                )
+        return None
 
     def run(
         self, function: Callable[[Any], Any], request: Any, options: Options
@@ -94,6 +131,16 @@ class RayPool:
         self.submit(None, function, request, options)
         _, result, lost = self.next_done()
         return result, lost
+
+
+def _live_nodes() -> list[dict[str, float]]:
+    import ray
+
+    return [n["Resources"] for n in ray.nodes() if n["Alive"]]
+
+
+def _fits(needed: Mapping[str, float], nodes: list[dict[str, float]]) -> bool:
+    return any(all(node.get(k, 0) >= v for k, v in needed.items()) for node in nodes)
 
 
 def _needed(options: Options) -> dict[str, float]:

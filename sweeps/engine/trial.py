@@ -114,7 +114,8 @@ class _Prepared:
         from slimsweep.compressors import CompressedModel
 
         key = repr(spec.runtime)
-        if key not in self.artifacts:
+        # a later sweep of the same driver removed the last one's scratch folder, files too
+        if key not in self.artifacts or not self.artifacts[key].path.exists():
             folder = tempfile.TemporaryDirectory(prefix="slimsweep-baseline-")
             path = Path(folder.name) / worker.runtime.artifact_name
             _export(worker, self, CompressedModel(self.baseline), path)

@@ -204,3 +204,35 @@ def test_a_target_no_node_carries_is_refused_before_any_trial(cluster, tmp_path:
     assert run.returncode == 2
     assert "no node of the Ray cluster has what a measuring task needs" in run.stderr
     assert "target_xeon 1" in run.stderr
+
+
+def _sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_task_whose_only_node_left_is_given_up_with_the_reason() -> None:
+    """Ray would keep it queued forever: the sweep must record it and go on."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from slimsweep.sweeps.engine.ray_pool import RayPool
+    from slimsweep.sweeps.settings import ClusterSettings
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    only = nodes.add_node(num_cpus=1, resources={"only_here": 1})
+    nodes.wait_for_nodes()
+    try:
+        placed = {"num_cpus": 1, "resources": {"only_here": 1}}
+        pool = RayPool(ClusterSettings(address=nodes.address), {"it": placed}, stranded_after=1)
+        nodes.remove_node(only)
+        pool.submit("stranded", _sleep, 0.1, placed)
+        pool.submit("fine", _sleep, 0.1, {"num_cpus": 1})
+        results = {key: (result, why) for key, result, why in (pool.next_done(), pool.next_done())}
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+    assert results["fine"] == (0.1, None)
+    result, why = results["stranded"]
+    assert result is None
+    assert "no live node of the Ray cluster has what this task needs (CPU 1, only_here 1)" in why
