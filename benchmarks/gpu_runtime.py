@@ -124,18 +124,13 @@ def measure_row(
         for k, v in host_arrays.items()
     }
     on_device = {k: v.to(device) for k, v in host.items()}
-    graphs = mode in ("cuda_graphs", "max_autotune") and device == "cuda"
-
-    def step() -> None:
-        if graphs:
-            torch.compiler.cudagraph_mark_step_begin()
 
     def host_fed() -> object:
-        step()
+        runtime.begin_step()
         return run(**{k: v.to(device) for k, v in host.items()}).cpu()
 
     def resident() -> object:
-        step()
+        runtime.begin_step()
         return run(**on_device)
 
     with torch.inference_mode(), runtime.precision():

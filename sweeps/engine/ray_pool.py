@@ -50,13 +50,10 @@ class RayPool:
         for what, options in (placements or {}).items():
             needed = _needed(options)
             if not _fits(needed, nodes):
-                wanted = ", ".join(f"{k} {v:g}" for k, v in needed.items())
-                offered = "; ".join(
-                    ", ".join(f"{k} {v:g}" for k, v in sorted(n.items()) if _shown(k))
-                    for n in nodes
-                )
+                offered = "; ".join(_listed(node) for node in nodes)
                 raise SweepError(
-                    f"cluster: no node of the Ray cluster has what a {what} task needs ({wanted}); "
+                    f"cluster: no node of the Ray cluster has what a {what} task needs "
+                    f"({_listed(needed)}); "
                     f"the nodes offer: {offered or 'nothing'}. No such task could ever start"
                 )
 
@@ -100,10 +97,8 @@ class RayPool:
         import ray
 
         for ref in self._pending:
-            try:
+            with contextlib.suppress(Exception):  # it ended, or Ray is stopping
                 ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 (it ended, or Ray is stopping: nothing to stop)
-                continue
         self._pending.clear()
         self._stranded_since.clear()
 
@@ -117,9 +112,8 @@ class RayPool:
                 continue
             since = self._stranded_since.setdefault(ref, now)
             if now - since >= self.stranded_after:
-                wanted = ", ".join(f"{k} {v:g}" for k, v in needed.items())
                 return ref, (
-                    f"no live node of the Ray cluster has what this task needs ({wanted}) "
+                    f"no live node of the Ray cluster has what this task needs ({_listed(needed)}) "
                     f"for {now - since:.0f} s: the node that had it left"
                 )
         return None
@@ -151,6 +145,7 @@ def _needed(options: Options) -> dict[str, float]:
     return {k: float(v) for k, v in needed.items() if v}
 
 
-def _shown(resource: str) -> bool:
-    """Ray's own bookkeeping resources (node:…, object store) say nothing to a user."""
-    return not resource.startswith("node:") and resource != "object_store_memory"
+def _listed(resources: Mapping[str, float]) -> str:
+    """Resources as a user reads them, without Ray's own bookkeeping (node:…, object store)."""
+    shown = (k for k in sorted(resources) if not k.startswith("node:"))
+    return ", ".join(f"{k} {resources[k]:g}" for k in shown if k != "object_store_memory")

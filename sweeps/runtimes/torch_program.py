@@ -145,11 +145,16 @@ class TorchCpuRuntime:
         dtype = next(iter(module.parameters()), torch.zeros(())).dtype
         return EXECUTION_MODES[self.config.mode](module), dtype
 
+    def begin_step(self) -> None:
+        """Before each call: a program that replays CUDA graphs may then overwrite the last
+        replay's outputs (already copied out by then)."""
+        if self.device == "cuda" and self.config.mode in ("cuda_graphs", "max_autotune"):
+            torch.compiler.cudagraph_mark_step_begin()
+
     def load(self, path: Path) -> Predict:
         torch.set_num_threads(self.config.threads)
         run, dtype = self.executable(path)
         device = torch.device(self.device)
-        graphs = self.config.mode in ("cuda_graphs", "max_autotune") and self.device == "cuda"
 
         def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
             # Callers feed float32 host arrays; a half-precision program is fed and read as a
@@ -161,8 +166,7 @@ class TorchCpuRuntime:
                 for k, v in inputs.items()
             }
             with torch.inference_mode(), self.precision():  # compiled at the first call
-                if graphs:  # a new step: the last replay's outputs are already copied out
-                    torch.compiler.cudagraph_mark_step_begin()
+                self.begin_step()
                 return run(**tensors).float().cpu().numpy()  # .cpu() waits for the GPU
 
         return predict

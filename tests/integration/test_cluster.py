@@ -18,6 +18,8 @@ from slimsweep.sweeps.engine.study import open_storage
 
 pytestmark = pytest.mark.integration
 
+RUN = (sys.executable, "-m", "slimsweep.sweeps.cli", "run")
+
 PLUGIN = '''
 """A stage that leaves the model as it is and records where its module was loaded from."""
 from dataclasses import dataclass
@@ -75,7 +77,7 @@ def test_trials_compress_on_both_nodes_and_are_timed_on_the_target_only(
         "{prune: {stage: mark}, quantize: {precision: int8_dynamic, per_channel: true}}]",
     ]
     run = subprocess.run(
-        [sys.executable, "-m", "slimsweep.sweeps.cli", "run", *args],
+        [*RUN, *args],
         cwd=driver_folder,
         capture_output=True,
         text=True,
@@ -156,7 +158,7 @@ def test_a_worker_node_killed_mid_sweep_loses_no_trial(tmp_path: Path) -> None:
     try:
         driver = subprocess.Popen(
             [
-                *(sys.executable, "-m", "slimsweep.sweeps.cli", "run"),
+                *RUN,
                 *where,
                 f"cluster.address={nodes.address}",
                 *KILLED_SWEEP,
@@ -188,10 +190,7 @@ def test_a_target_no_node_carries_is_refused_before_any_trial(cluster, tmp_path:
     address, _, _ = cluster
     run = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "slimsweep.sweeps.cli",
-            "run",
+            *RUN,
             f"sweep.dir={tmp_path}",
             "sweep.name=nowhere",
             f"cluster.address={address}",
