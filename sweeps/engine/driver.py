@@ -75,11 +75,15 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
                 progress.begin(remaining)
                 try:
                     _run_trials(settings, study, recorder, pool, remaining, scratch)
-                except (KeyboardInterrupt, BaselineFailed):
-                    pool.cancel()
-                    interrupted_trials(study)
-                    tracker.close_interrupted_trials("the sweep was stopped before it finished")
-                    _finish(study, tracker, finished=False)
+                except Exception as error:
+                    if not isinstance(error, BaselineFailed) and not _while_interrupted(error):
+                        raise
+                    _stop(study, tracker, pool)
+                    if isinstance(error, BaselineFailed):
+                        raise
+                    raise KeyboardInterrupt from error
+                except KeyboardInterrupt:
+                    _stop(study, tracker, pool)
                     raise
             failure = remeasure_front(settings, study, tracker, recorder, progress)
             if failure:
@@ -90,6 +94,26 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
         shutil.rmtree(scratch, ignore_errors=True)
     _refuse_all_failed(study)
     return study
+
+
+def _while_interrupted(error: BaseException) -> bool:
+    """A store's cleanup that failed because Ctrl-C landed inside its statement (SQLite:
+    "database is locked") replaces the KeyboardInterrupt; it is still the user's stop."""
+    seen = error.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
+
+
+def _stop(study: optuna.Study, tracker: Tracker, pool: RayPool) -> None:
+    """The trials in flight end failed (their recipes run again on resume), and the sweep's
+    run ends KILLED."""
+    pool.cancel()
+    interrupted_trials(study)
+    tracker.close_interrupted_trials("the sweep was stopped before it finished")
+    _finish(study, tracker, finished=False)
 
 
 class BaselineFailed(SweepError):
