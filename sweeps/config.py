@@ -64,6 +64,7 @@ class Settings:
         stores = [
             Path(path).expanduser().resolve()
             for path in (self.sweep.dir, self.sweep.cache_dir, self.tracking.artifact_root)
+            if path
         ]
         # anchored at the folder ("/runs", not every "runs" below it); a store that is the
         # folder itself is left to the patterns after it (its databases, MLflow's folders)
@@ -315,4 +316,10 @@ def _explain(message: str, overrides: list[str]) -> str:
             return f"unknown key {where!r}; allowed keys there: {allowed}"
         walked.append(part)
         node = node[part]
+    if isinstance(node, dict):  # Hydra merges a mapping into one, and refuses new keys
+        value = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{path}=")), "...")
+        return (
+            f"{path} is a mapping ({node}), and Hydra merges an override into it; to replace "
+            f"it, write: '~{path}' '+{path}={value}'"
+        )
     return text

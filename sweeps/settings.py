@@ -17,10 +17,17 @@ class SweepSettings:
     storage: str
     cache_dir: str
     allow_changed_space: bool = False  # resume a sweep under another space or task
+    heartbeat_s: int = 10  # the driver renews its lease and its trials' heartbeats this often
+    lease_s: int = 60  # a driver silent this long is dead: its lease and trials are taken over
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ConfigError(f"sweep.name={self.name!r} must be a non-empty name without '/'")
+        if not 0 < self.heartbeat_s * 2 <= self.lease_s:
+            raise ConfigError(
+                f"sweep.heartbeat_s={self.heartbeat_s} and sweep.lease_s={self.lease_s}: "
+                "the heartbeat must be positive and at most half the lease"
+            )
 
 
 @dataclass
@@ -122,7 +129,8 @@ class ClusterSettings:
 @dataclass
 class TrackingSettings:
     uri: str
-    artifact_root: str
+    artifact_root: str | None = None  # where a local store keeps artifacts; a server has its own
+    spool_wait_s: int = 120  # at the end of a sweep, how long spooled records wait for a server
 
 
 @dataclass

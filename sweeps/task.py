@@ -14,12 +14,13 @@ task's data on each node like the baseline (see `load_task_data`).
 sentence's length), so that artifacts take any size there (`runtimes/shapes.py`).
 """
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -158,8 +159,21 @@ def load_baseline(task: Task, data: TaskData, cache_dir: Path) -> torch.nn.Modul
         model.load_state_dict(state)
         return model
 
-    stored = cache_dir / f"{baseline_key(task)}.pt"
+    stored = baseline_path(task, cache_dir)
     return _node_cached(stored, trained, lambda m: m.state_dict(), loaded).eval()
+
+
+def baseline_path(task: Task, cache_dir: Path) -> Path:
+    """Where a node's cache keeps the task's trained baseline."""
+    return cache_dir / f"{baseline_key(task)}.pt"
+
+
+@contextlib.contextmanager
+def cache_lock(stored: Path) -> Iterator[None]:
+    """The node-wide lock on one cached file: its writers take turns, across processes."""
+    with open(stored.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _node_cached(
@@ -172,8 +186,7 @@ def _node_cached(
     `state_of`, unless None) under a lock: once a node, however many workers ask at once.
     A partial file is renamed into place, so a crash never leaves a torn one."""
     stored.parent.mkdir(parents=True, exist_ok=True)
-    with open(stored.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with cache_lock(stored):
         if stored.exists():
             return from_state(torch.load(stored, weights_only=True))
         made = make()

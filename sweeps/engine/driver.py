@@ -3,7 +3,6 @@ measured, then runs the quiet phase and tags the front. It alone opens the study
 tracking store; workers only return what they measured."""
 
 import contextlib
-import fcntl
 import logging
 import os
 import shutil
@@ -11,20 +10,25 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.engine.baseline import ShippedBaseline, baseline_file
+from slimsweep.sweeps.engine.keepalive import Keepalive
+from slimsweep.sweeps.engine.lease import DriverLease
 from slimsweep.sweeps.engine.quiet_phase import remeasure_front
-from slimsweep.sweeps.engine.ray_pool import RayPool
+from slimsweep.sweeps.engine.ray_pool import Abandoned, RayPool
 from slimsweep.sweeps.engine.recording import Recorder
 from slimsweep.sweeps.engine.study import (
     build_sampler,
     finished_count,
     interrupted_trials,
     open_existing,
+    open_storage,
     open_study,
 )
 from slimsweep.sweeps.engine.trial import (
@@ -41,8 +45,15 @@ from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.readers.descriptions import front_description, trial_description
 from slimsweep.sweeps.readers.links import view_tags
 from slimsweep.sweeps.readers.plots import front_html, front_png
-from slimsweep.sweeps.results.keys import FAILURE_ATTR, FINISHED_ATTR
+from slimsweep.sweeps.results.keys import (
+    BASELINE_SHA_ATTR,
+    BASELINE_SHA_TAG,
+    FAILURE_ATTR,
+    FINISHED_ATTR,
+    SENT_RUNS_ATTR,
+)
 from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.spool import SpoolingTracker
 from slimsweep.sweeps.results.tracking import Tracker
 
 
@@ -58,12 +69,15 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
     workdir = Path(settings.sweep.dir)
     scratch = Path(tempfile.gettempdir()) / f"slimsweep-{settings.sweep.name}-{os.getpid()}"
     try:
-        with _sweep_lock(workdir, settings.sweep.name):
+        with _driver_lease(settings) as lease:
+            if lease.replaced is not None:
+                progress.warning(f"took the sweep over from a driver that died ({lease.replaced})")
             # Ray starts (seconds) while the study and the tracking store are set up beside it
             with ThreadPoolExecutor(max_workers=1) as background:
                 opening = background.submit(_open, settings, sampler, progress)
                 pool = _pool(settings)
-                study, tracker = opening.result()
+                study, tracker, storage = opening.result()
+            keepalive = Keepalive(lease, storage, settings.sweep.heartbeat_s)
             recorder = Recorder(settings, study, tracker, progress)
             finished = finished_count(study)
             remaining = settings.search.n_trials - finished
@@ -72,19 +86,12 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
                 f"{max(remaining, 0)} to run; stores in {workdir}"
             )
             if remaining > 0:
+                baseline = _ship_baseline(settings, pool, study, tracker, progress, scratch)
                 progress.begin(remaining)
-                try:
-                    _run_trials(settings, study, recorder, pool, remaining, scratch)
-                except Exception as error:
-                    if not isinstance(error, BaselineFailed) and not _while_interrupted(error):
-                        raise
-                    _stop(study, tracker, pool)
-                    if isinstance(error, BaselineFailed):
-                        raise
-                    raise KeyboardInterrupt from error
-                except KeyboardInterrupt:
-                    _stop(study, tracker, pool)
-                    raise
+                running = _Running(settings, study, recorder, pool, scratch, keepalive, baseline)
+                with keepalive.beating():
+                    _run_or_stop(running, remaining)
+            _send_spooled(settings, tracker)
             failure = remeasure_front(settings, study, tracker, recorder, progress)
             if failure:
                 progress.warning(f"{QUIET_FAILED} ({failure}); {IN_SWEEP_NUMBERS}")
@@ -94,6 +101,43 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
         shutil.rmtree(scratch, ignore_errors=True)
     _refuse_all_failed(study)
     return study
+
+
+@dataclass(frozen=True)
+class _Running:
+    """A sweep's trials under way: what runs them, records them and keeps the lease."""
+
+    settings: Settings
+    study: optuna.Study
+    recorder: Recorder
+    pool: RayPool
+    scratch: Path
+    keepalive: Keepalive
+    baseline: ShippedBaseline
+
+
+def _run_or_stop(running: "_Running", remaining: int) -> None:
+    """The trials, run; on Ctrl-C or a failed baseline, the trials in flight are stopped and
+    marked failed. A driver that lost its lease leaves them to the driver that took it."""
+    study, tracker, pool = running.study, running.recorder.tracker, running.pool
+    try:
+        _run_trials(running, remaining)
+    except Abandoned:
+        pool.cancel()
+        raise SweepError(
+            f"this driver went silent for over sweep.lease_s={running.settings.sweep.lease_s} s "
+            "and another driver took the sweep over; its trials are that driver's now"
+        ) from None
+    except Exception as error:
+        if not isinstance(error, BaselineFailed) and not _while_interrupted(error):
+            raise
+        _stop(study, tracker, pool)
+        if isinstance(error, BaselineFailed):
+            raise
+        raise KeyboardInterrupt from error
+    except KeyboardInterrupt:
+        _stop(study, tracker, pool)
+        raise
 
 
 def _while_interrupted(error: BaseException) -> bool:
@@ -122,12 +166,18 @@ class BaselineFailed(SweepError):
 
 def _open(
     settings: Settings, sampler: optuna.samplers.BaseSampler, progress: LineProgress
-) -> tuple[optuna.Study, Tracker]:
-    """The study and the tracking store, ready: views described, trials a dead driver left
-    running marked failed and queued again."""
-    study = open_study(settings, sampler)
+) -> tuple[optuna.Study, Tracker, optuna.storages.RDBStorage]:
+    """The study (and its storage) and the tracking store, ready: views described, trials a
+    dead driver left running marked failed and queued again."""
+    storage = open_storage(
+        settings.sweep.storage,
+        heartbeat_s=settings.sweep.heartbeat_s,
+        grace_s=settings.sweep.lease_s,
+    )
+    study = open_study(settings, sampler, storage)
     study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
-    tracker = _tracker(settings)
+    tracker = _tracker(settings, study)
+    tracker.flush()  # what a driver spooled before it stopped, sent before anything else
     tracker.log_sweep_config(settings.resolved)
     objectives = [o.direction == "maximize" for o in settings.search.objectives]
     directions = dict(zip(settings.metric_names(), objectives, strict=True))
@@ -137,7 +187,7 @@ def _open(
     tracker.close_interrupted_trials(
         "the driver stopped before this trial finished; its recipe is run again"
     )
-    return study, tracker
+    return study, tracker, storage
 
 
 def _refuse_all_failed(study: optuna.Study) -> None:
@@ -158,9 +208,10 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
     """The quiet phase on demand (after an interrupted sweep, or to measure a front again):
     the front and the baseline re-measured alone and interleaved, then the front re-tagged
     and re-plotted. Refused while a driver runs the sweep."""
-    with _sweep_lock(Path(settings.sweep.dir), settings.sweep.name):
+    with _driver_lease(settings):
         study = open_existing(settings.sweep.storage, settings.sweep.name)
-        tracker = _tracker(settings)
+        tracker = _tracker(settings, study)
+        _send_spooled(settings, tracker)
         recorder = Recorder(settings, study, tracker, progress)
         failure = remeasure_front(settings, study, tracker, recorder, progress, again=True)
         _finish(study, tracker, finished=bool(study.user_attrs.get(FINISHED_ATTR, True)))
@@ -169,17 +220,12 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
     return study
 
 
-def _run_trials(
-    settings: Settings,
-    study: optuna.Study,
-    recorder: Recorder,
-    pool: RayPool,
-    remaining: int,
-    scratch: Path,
-) -> None:
+def _run_trials(running: "_Running", remaining: int) -> None:
     """Keep `search.parallelism` trials in flight until `remaining` have been launched and
     every one of them is recorded; stop at once if the baseline fails."""
-    worker = settings.worker_spec(scratch)
+    settings, study, recorder = running.settings, running.study, running.recorder
+    pool, keepalive = running.pool, running.keepalive
+    worker = settings.worker_spec(running.scratch)
     cache_dir = str(Path(settings.sweep.cache_dir).resolve())
     compute = settings.cluster.compute_options()
     # With a hardware target, a trial compresses anywhere and is then measured on the target.
@@ -189,23 +235,59 @@ def _run_trials(
         while launched < remaining and len(pool) < settings.search.parallelism:
             trial = study.ask()
             recipe = settings.space.sample(trial)
+            keepalive.running(trial)
             run_id = recorder.start(trial, recipe)
-            request = TrialRequest(trial.number, recipe, worker, cache_dir)
+            request = TrialRequest(trial.number, recipe, worker, cache_dir, running.baseline)
             pool.submit((trial, run_id, request), first, request, compute)
             launched += 1
-        (trial, run_id, request), result, lost = pool.next_done()
+        (trial, run_id, request), result, lost = pool.next_done(keepalive.lost)
         if isinstance(result, Compressed):
             measuring = MeasureRequest(request, result)
             pool.submit(
                 (trial, run_id, request), measure_trial, measuring, settings.measure_options()
             )
             continue
+        if keepalive.lost.is_set():
+            raise Abandoned("the lease was lost")
         reason = recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
+        keepalive.done(trial)
         if reason is not None and trial.params == settings.space.baseline:
             raise BaselineFailed(
                 f"the baseline (trial {trial.number}) failed: {reason}. Every trial is "
                 "compared with it, so the sweep stopped; fix it and run the same command again"
             )
+
+
+def _ship_baseline(
+    settings: Settings,
+    pool: RayPool,
+    study: optuna.Study,
+    tracker: Tracker,
+    progress: LineProgress,
+    scratch: Path,
+) -> ShippedBaseline:
+    """The baseline file trained (or taken from a cache) once for the sweep, by one task on a
+    trial's resources; its bytes stay in Ray's object store for the nodes that lack them, and
+    its sha256 goes to the study and to the sweep's MLflow run."""
+    import ray
+
+    spec, cache_dir = settings.worker_spec(scratch), str(Path(settings.sweep.cache_dir).resolve())
+    options = {**settings.cluster.compute_options(), "num_returns": 3}
+    name, sha256, content = pool.call(baseline_file, options, spec, cache_dir)
+    try:
+        name, sha256 = ray.get([name, sha256])
+    except ray.exceptions.RayError as error:
+        raise BaselineFailed(f"the baseline could not be trained or loaded: {error}") from None
+    before = study.user_attrs.get(BASELINE_SHA_ATTR)
+    if before is not None and before != sha256:
+        progress.warning(
+            f"the baseline file is not the one this sweep started with (sha256 {before[:12]} "
+            f"now {sha256[:12]}: its cache was lost and it was trained again); trials before "
+            "and after compare with different baselines"
+        )
+    study.set_user_attr(BASELINE_SHA_ATTR, sha256)
+    tracker.tag(tracker.sweep_run_id, BASELINE_SHA_TAG, sha256)
+    return ShippedBaseline(name, sha256, content)
 
 
 def _pool(settings: Settings) -> RayPool:
@@ -216,8 +298,32 @@ def _pool(settings: Settings) -> RayPool:
     return RayPool(settings.cluster, placements, settings.runtime_env())
 
 
-def _tracker(settings: Settings) -> Tracker:
-    return Tracker(settings.tracking.uri, settings.tracking.artifact_root, settings.sweep.name)
+def _tracker(settings: Settings, study: optuna.Study) -> SpoolingTracker:
+    """The driver's MLflow: a trial's records wait under sweep.dir while a server is away."""
+
+    def sent_late(number: int, run_id: str) -> None:
+        study.set_user_attr(
+            SENT_RUNS_ATTR, {**study.user_attrs.get(SENT_RUNS_ATTR, {}), str(number): run_id}
+        )
+
+    return SpoolingTracker(
+        settings.tracking.uri,
+        settings.tracking.artifact_root,
+        settings.sweep.name,
+        Path(settings.sweep.dir) / "spool" / settings.sweep.name,
+        sent_late,
+    )
+
+
+def _send_spooled(settings: Settings, tracker: SpoolingTracker) -> None:
+    """Every trial's records in MLflow before the front is tagged there, or a clear stop."""
+    left = tracker.flush(wait_s=settings.tracking.spool_wait_s)
+    if left:
+        raise SweepError(
+            f"the MLflow server at {settings.tracking.uri} has not answered for "
+            f"tracking.spool_wait_s={settings.tracking.spool_wait_s} s; {left} records wait in "
+            f"{tracker.folder} and are sent when this command runs again"
+        )
 
 
 def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:
@@ -244,28 +350,30 @@ def _quiet_libraries() -> None:
     import mlflow  # noqa: F401  (it sets its own loggers' levels on import; this comes after)
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # the driver records its trials' heartbeats itself (keepalive.py), without Study.optimize
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("mlflow", "alembic", "ray"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager
-def _sweep_lock(workdir: Path, name: str) -> Iterator[None]:
-    """One driver per sweep: a second `slimsweep run` of the same sweep is refused."""
-    path = workdir / f"{name}.lock"
+def _driver_lease(settings: Settings) -> Iterator[DriverLease]:
+    """One driver per sweep, on any host: the lease in the sweep's storage, refused (naming
+    the driver that holds it) while another driver runs the sweep."""
+    workdir = Path(settings.sweep.dir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        lock = open(path, "w")  # noqa: SIM115 (held for the whole sweep, closed below)
+        probe = tempfile.NamedTemporaryFile(dir=workdir, prefix=".probe-")  # noqa: SIM115
+        probe.close()
     except OSError as error:
         raise SweepError(
             f"sweep.dir {workdir} cannot be written ({error.strerror or error}); choose "
             "another with sweep.dir=..."
         ) from None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SweepError(
-                f"sweep {name!r} is already being run by another driver ({path})"
-            ) from None
-        yield
+    lease = DriverLease(settings.sweep.storage, settings.sweep.name, settings.sweep.lease_s)
+    lease.acquire()
+    try:
+        yield lease
+    finally:
+        lease.release()

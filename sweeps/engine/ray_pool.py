@@ -4,6 +4,7 @@ options (resources, retries) and gets results."""
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,6 +14,10 @@ from slimsweep.sweeps.settings import ClusterSettings
 
 Options = Mapping[str, Any]  # ray.remote options: num_cpus, num_gpus, resources, ...
 CHECK_SECONDS = 10.0  # how often a wait looks for tasks that no live node can run
+
+
+class Abandoned(SweepError):
+    """The driver stopped waiting for its trials: another driver owns them now."""
 
 
 class RayPool:
@@ -63,14 +68,17 @@ class RayPool:
     def submit(
         self, key: Any, function: Callable[[Any], Any], request: Any, options: Options
     ) -> None:
-        import ray
+        self._pending[_remote(function, options).remote(request)] = (key, options)
 
-        task = ray.remote(**{k: v for k, v in options.items() if v is not None})(function)
-        self._pending[task.remote(request)] = (key, options)
+    def call(self, function: Callable[..., Any], options: Options, *args: Any) -> Any:
+        """One task outside the trials' flow; returns its ObjectRef(s) (`num_returns` in
+        options), whose values stay in the object store until someone gets them."""
+        return _remote(function, options).remote(*args)
 
-    def next_done(self) -> tuple[Any, Any, str | None]:
+    def next_done(self, abandon: threading.Event | None = None) -> tuple[Any, Any, str | None]:
         """(key, result, None) of the next task to finish, or (key, None, why) if Ray lost it
-        (its worker died, its node left, more often than its retries allow)."""
+        (its worker died, its node left, more often than its retries allow). Raises
+        `Abandoned` once `abandon` is set (the driver lost its lease)."""
         import ray
 
         while True:
@@ -78,6 +86,8 @@ class RayPool:
             if done:
                 (ref,) = done
                 break
+            if abandon is not None and abandon.is_set():
+                raise Abandoned("the wait for trials was abandoned")
             stranded = self._stranded()
             if stranded is not None:
                 ref, why = stranded
@@ -149,3 +159,9 @@ def _listed(resources: Mapping[str, float]) -> str:
     """Resources as a user reads them, without Ray's own bookkeeping (node:…, object store)."""
     shown = (k for k in sorted(resources) if not k.startswith("node:"))
     return ", ".join(f"{k} {resources[k]:g}" for k in shown if k != "object_store_memory")
+
+
+def _remote(function: Callable[..., Any], options: Options) -> Any:
+    import ray
+
+    return ray.remote(**{k: v for k, v in options.items() if v is not None})(function)

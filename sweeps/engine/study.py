@@ -1,6 +1,7 @@
 """The Optuna study behind a sweep: created or resumed, and the budget it has left."""
 
 import time
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,32 +27,44 @@ def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler
     return sampler
 
 
-def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+def open_storage(
+    url: str, attempts: int = 5, *, heartbeat_s: int | None = None, grace_s: int | None = None
+) -> optuna.storages.RDBStorage:
     """The storage at url, tolerating another process creating its tables at the same moment.
 
     Optuna creates the schema on first open without a lock (optuna/optuna#4621), so a driver
     starting while `slimsweep pareto` or a dashboard opens the same new file can lose a
-    'table already exists' race; the tables are there by the time it tries again.
+    'table already exists' race; the tables are there by the time it tries again. The driver
+    opens it with Optuna's heartbeat: a trial silent for `grace_s` is failed and asked again.
     """
     import sqlalchemy.exc
 
+    beat = {}
+    if heartbeat_s is not None:
+        beat = {
+            "heartbeat_interval": heartbeat_s,
+            "grace_period": grace_s,
+            "heartbeat_stale_trial_callback": _ask_again,
+        }
     for attempt in range(attempts - 1):
         try:
-            return optuna.storages.RDBStorage(url)
+            return optuna.storages.RDBStorage(url, **beat)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
             if "already exists" not in str(error) and "alembic_version" not in str(error):
                 raise
             time.sleep(0.2 * (attempt + 1))
-    return optuna.storages.RDBStorage(url)
+    return optuna.storages.RDBStorage(url, **beat)
 
 
-def open_study(settings: Settings, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+def open_study(
+    settings: Settings, sampler: optuna.samplers.BaseSampler, storage: optuna.storages.BaseStorage
+) -> optuna.Study:
     """Create the sweep's study, or load it to resume; objectives must not change midway."""
     directions = [o.direction for o in settings.search.objectives]
     names = settings.metric_names()
     study = optuna.create_study(
         study_name=settings.sweep.name,
-        storage=open_storage(settings.sweep.storage),
+        storage=storage,
         sampler=sampler,
         directions=directions,
         load_if_exists=True,
@@ -120,12 +133,26 @@ def _done_or_queued(study: optuna.Study, params: dict[str, Any]) -> bool:
 
 
 def interrupted_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Trials left RUNNING by a driver that died: failed now, their params asked again."""
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for trial in stale:
+    """Trials left RUNNING by a driver that stopped or died: failed, their params asked again.
+
+    Called only by the driver that holds the sweep's lease, so every RUNNING trial is
+    orphaned. Those whose heartbeat outlived the grace period go through Optuna's own
+    `fail_stale_trials`; those of a driver that died moments ago (its lease was freed because
+    its process is gone) through the same callback."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(trial.number, state=TrialState.FAIL)
-        study.enqueue_trial(trial.params, user_attrs={REQUEUED_FROM_ATTR: trial.number})
-    return stale
+        _ask_again(study, trial)
+    return running
+
+
+def _ask_again(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna's stale-trial callback: the orphaned recipe is queued to run again, in place of
+    the failed trial (which then no longer counts toward n_trials)."""
+    study.enqueue_trial(trial.params, user_attrs={REQUEUED_FROM_ATTR: trial.number})
 
 
 def finished_count(study: optuna.Study) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from slimsweep.sweeps.engine.baseline import ShippedBaseline, place
 from slimsweep.sweeps.engine.worker import Worker, WorkerSpec, cached_task, set_up
 from slimsweep.sweeps.errors import SlimsweepWarning, with_cause
 from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX
@@ -36,6 +37,7 @@ class TrialRequest:
     recipe: list[RecipeStep]
     worker: WorkerSpec
     cache_dir: str
+    baseline: ShippedBaseline | None = None  # the sweep's file; None: this node's own cache
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,14 @@ def _prepare(task_json: str, cache_dir: str) -> _Prepared:
     return _Prepared(data, baseline, splits)
 
 
+def _prepared_for(request: TrialRequest) -> _Prepared:
+    """Data and baseline for a trial: the sweep's baseline file placed in this node's cache
+    first, when the driver shipped one."""
+    if request.baseline is not None:
+        place(request.baseline, request.cache_dir)
+    return _prepare(request.worker.task_json, request.cache_dir)
+
+
 def _export(worker: Worker, prepared: _Prepared, model: Any, path: Path) -> bytes:
     calibration = [inputs for inputs, _ in prepared.data.calibration]
     worker.runtime.export(model, worker.example, calibration, path, worker.axes)
@@ -208,7 +218,7 @@ def _compress(request: TrialRequest, worker: Worker) -> Compressed:
     started = time.time()
     task, lock = worker.task, worker.lock
     with lock.compute("prepare"):
-        prepared = _prepare(request.worker.task_json, request.cache_dir)
+        prepared = _prepared_for(request)
     with (
         tempfile.TemporaryDirectory(prefix="slimsweep-trial-") as scratch,
         _collecting_warnings() as raised,
@@ -250,7 +260,7 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
     trial, compressed = request.trial, request.compressed
     task, runtime, lock = worker.task, worker.runtime, worker.lock
     with lock.compute("prepare"):  # done once per worker: cached after the first
-        prepared = _prepare(trial.worker.task_json, trial.cache_dir)
+        prepared = _prepared_for(trial)
     with (
         tempfile.TemporaryDirectory(prefix="slimsweep-measure-") as scratch,
         _collecting_warnings() as raised,

@@ -9,6 +9,10 @@ leave a reader behind.
 RECIPE_ATTR = "recipe"  # the recipe in one line
 METRICS_ATTR = "metrics"  # everything the trial measured
 RUN_ID_ATTR = "mlflow_run_id"
+BASELINE_SHA_ATTR = "baseline_sha256"  # of the baseline file the sweep's trials loaded
+# trial number -> run id, of trials whose run was created late (spooled while MLflow was away)
+SENT_RUNS_ATTR = "mlflow_runs_sent_late"
+PENDING_RUN = "spooled:"  # the run id of a trial whose run the server has not created yet
 ARTIFACT_ATTR = "artifact"  # file name of the trial's artifact in its MLflow run
 BASELINE_ATTR = "baseline"  # set on the trial that ran the space's baseline recipe
 PHASES_ATTR = "phases"  # (phase, start, end) wall-clock windows on the trial's node
@@ -31,6 +35,7 @@ ROLE_TAG = "slimsweep.role"  # "sweep" on the parent run, "trial" on each child
 SWEEP_TAG = "slimsweep.sweep"
 TRIAL_TAG = "slimsweep.trial"
 RECIPE_TAG = "slimsweep.recipe"
+BASELINE_SHA_TAG = "slimsweep.baseline_sha256"  # on the sweep's run: the file every node used
 SHA256_TAG = "slimsweep.artifact_sha256"  # of the artifact that was measured
 HARDWARE_TAG = "slimsweep.hardware"
 LATENCY_SETUP_TAG = "slimsweep.latency_setup"  # how it was timed: mode, TF32, inputs' origin

@@ -15,10 +15,12 @@ from slimsweep.sweeps.results.keys import (
     FINISHED_ATTR,
     HARDWARE_ATTR,
     METRICS_ATTR,
+    PENDING_RUN,
     QUIET_ATTR,
     QUIET_SUFFIX,
     RECIPE_ATTR,
     RUN_ID_ATTR,
+    SENT_RUNS_ATTR,
 )
 
 LATENCY_OBJECTIVES = ("latency_ms_median", "latency_ms_p10", "latency_ms_p90")
@@ -121,7 +123,8 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
     front is taken again among them."""
     objectives = objectives_of(study)
     trials = study.get_trials(deepcopy=False)
-    rows = [_row(t, list(objectives)) for t in trials if t.state == TrialState.COMPLETE]
+    late = study.user_attrs.get(SENT_RUNS_ATTR, {})
+    rows = [_row(t, list(objectives), late) for t in trials if t.state == TrialState.COMPLETE]
     remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
     candidates = non_dominated(rows, objectives)
     in_sweep = next((r for r in rows if r.baseline), None)
@@ -146,14 +149,16 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
     return replace(results, front=results.sorted_by(candidates, next(iter(objectives))))
 
 
-def _row(trial: FrozenTrial, names: list[str]) -> TrialRow:
+def _row(trial: FrozenTrial, names: list[str], late: dict[str, str]) -> TrialRow:
+    """`late` holds the runs of trials recorded while the tracking server was away."""
+    run_id = trial.user_attrs.get(RUN_ID_ATTR, "")
     return TrialRow(
         trial=trial.number,
         recipe=trial.user_attrs.get(RECIPE_ATTR, ""),
         params=dict(trial.params),
         values=dict(zip(names, trial.values, strict=True)),
         metrics=dict(trial.user_attrs.get(METRICS_ATTR, {})),
-        run_id=trial.user_attrs.get(RUN_ID_ATTR, ""),
+        run_id=late.get(str(trial.number), run_id) if run_id.startswith(PENDING_RUN) else run_id,
         artifact=trial.user_attrs.get(ARTIFACT_ATTR, "model.onnx"),
         baseline=bool(trial.user_attrs.get(BASELINE_ATTR)),
     )

@@ -114,12 +114,12 @@ class TrackingStore:
 class Tracker(TrackingStore):
     """The driver's side: a parent run per sweep, a child run per trial."""
 
-    def __init__(self, uri: str, artifact_root: str, sweep_name: str) -> None:
+    def __init__(self, uri: str, artifact_root: str | None, sweep_name: str) -> None:
         super().__init__(uri)
         experiment = self.client.get_experiment_by_name(sweep_name)
         if experiment is None:
             local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
-            location = Path(artifact_root).resolve().as_uri() if local else None
+            location = Path(artifact_root).resolve().as_uri() if local and artifact_root else None
             self.experiment_id = self.client.create_experiment(
                 sweep_name, artifact_location=location
             )

@@ -1,9 +1,11 @@
-"""Real headless Chromium for the integration tests (the `browser` fixture): a page's DOM
-after its scripts ran, and screenshots. Missing Chromium skips outside CI and fails in it."""
+"""Fixtures of the integration tests: real headless Chromium (`browser`: a page's DOM after
+its scripts ran, and screenshots; missing Chromium skips outside CI and fails in it), and a
+real two-raylet Ray cluster on 127.0.0.1 (`cluster`)."""
 
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,16 @@ def browser(tmp_path: Path) -> Browser:
             pytest.fail("CI must render pages in Chromium; `make test` installs it as root")
         pytest.skip("chromium is not installed")
     return Browser(executable, tmp_path / "chromium-profile")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[str, str, str]]:
+    """(address, head node id, target node id): a head with one CPU, and a second raylet
+    with one CPU and the target's resource (`target_cpu`), started as Ray's own tests do."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    target = nodes.add_node(num_cpus=1, resources={"target_cpu": 1})
+    nodes.wait_for_nodes()
+    yield nodes.address, nodes.head_node.node_id, target.node_id
+    nodes.shutdown()

@@ -3,13 +3,14 @@ Ray's own tests start one): a trial compresses on any node and is measured only 
 that carries the hardware target's resource; a plugin that lives only in the driver's folder
 reaches every node through Ray's runtime_env."""
 
+import hashlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -37,19 +38,6 @@ def mark(model: CompressedModel, config: MarkConfig, ctx: StageContext) -> Compr
     model.metrics["plugin_from_ray_working_dir"] = float("runtime_resources" in __file__)
     return model
 '''
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[str, str, str]]:
-    """(address, head node id, target node id): a head with one CPU, and a second raylet
-    with one CPU and the target's resource."""
-    from ray.cluster_utils import Cluster
-
-    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    target = nodes.add_node(num_cpus=1, resources={"target_cpu": 1})
-    nodes.wait_for_nodes()
-    yield nodes.address, nodes.head_node.node_id, target.node_id
-    nodes.shutdown()
 
 
 def test_trials_compress_on_both_nodes_and_are_timed_on_the_target_only(
@@ -95,6 +83,15 @@ def test_trials_compress_on_both_nodes_and_are_timed_on_the_target_only(
     marked = [t for t in done if "mark" in t.user_attrs["recipe"]]
     assert len(marked) >= 2
     assert all(t.user_attrs["metrics"]["plugin_from_ray_working_dir"] == 1.0 for t in marked)
+    # one baseline file for the whole sweep, its sha256 in the study and on the sweep's run
+    (baseline,) = (tmp_path / "cache").glob("digits*.pt")
+    sha256 = hashlib.sha256(baseline.read_bytes()).hexdigest()
+    assert study.user_attrs["baseline_sha256"] == sha256
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'runs'}/mlflow.db")
+    (sweep_run,) = client.search_runs(
+        [client.get_experiment_by_name("cluster").experiment_id], "tags.`slimsweep.role` = 'sweep'"
+    )
+    assert sweep_run.data.tags["slimsweep.baseline_sha256"] == sha256
 
 
 SLOW_PLUGIN = '''

@@ -1,4 +1,6 @@
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -92,13 +94,19 @@ def test_a_bad_run_config_is_exactly_one_line_on_stderr(tmp_path: Path) -> None:
 def test_a_second_driver_on_the_same_sweep_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from slimsweep.sweeps.engine.driver import _sweep_lock
+    """The lease lives in the sweep's storage, so a driver in another folder is refused too."""
+    from slimsweep.sweeps.engine.lease import DriverLease
 
-    with _sweep_lock(tmp_path, "held"):  # another driver runs the sweep
-        assert main(["run", f"sweep.dir={tmp_path}", "sweep.name=held"]) == 2
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    held = DriverLease(storage, "held", ttl_s=60)
+    held.acquire()  # another driver runs the sweep
+    elsewhere = tmp_path / "elsewhere"
+    args = ["run", f"sweep.dir={elsewhere}", f"sweep.storage={storage}", "sweep.name=held"]
+    assert main(args) == 2
     error = capsys.readouterr().err.strip()
-    assert error == (
+    assert error.startswith(
         f"slimsweep: error: sweep 'held' is already being run by another driver "
-        f"({tmp_path / 'held.lock'})"
-    )
-    assert not (tmp_path / "optuna.db").exists()  # refused before the study was opened
+        f"(pid {os.getpid()} on {socket.gethostname()}, in {os.getcwd()}); its lease"
+    ), error
+    assert not (elsewhere / "mlflow.db").exists()  # refused before the stores were opened
+    held.release()

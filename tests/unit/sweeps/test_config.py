@@ -66,6 +66,11 @@ def test_overrides_reach_the_settings() -> None:
             "runtime.exporter='jit' is not allowed; choose one of 'dynamo', 'torchscript', 'auto'",
         ),
         ("cluster.cpus_per_trial=0", "cluster.cpus_per_trial=0 must be at least 1"),
+        (  # the dict that cluster=ray sets: Hydra would merge, so the message says how to replace
+            ["cluster=ray", "cluster.measure_on={target_cpu: 1}"],
+            "to replace it, write: '~cluster.measure_on' '+cluster.measure_on={target_cpu: 1}'",
+        ),
+        ("sweep.heartbeat_s=40", "the heartbeat must be positive and at most half the lease"),
         (
             "cluster.cpus_per_trial=4096",
             "cluster.cpus_per_trial=4096 is more than the",  # this machine's count of CPUs
@@ -96,9 +101,9 @@ def test_overrides_reach_the_settings() -> None:
         ),
     ],
 )
-def test_wrong_config_is_refused_naming_the_key(override: str, message: str) -> None:
+def test_wrong_config_is_refused_naming_the_key(override: str | list[str], message: str) -> None:
     with pytest.raises(ConfigError) as error:
-        load_settings([override])
+        load_settings(override if isinstance(override, list) else [override])
     assert message in str(error.value)
 
 
