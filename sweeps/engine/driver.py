@@ -50,6 +50,7 @@ from slimsweep.sweeps.results.keys import (
     BASELINE_SHA_TAG,
     FAILURE_ATTR,
     FINISHED_ATTR,
+    PENDING_RUN,
     SENT_RUNS_ATTR,
 )
 from slimsweep.sweeps.results.rows import read_results
@@ -69,7 +70,8 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
     workdir = Path(settings.sweep.dir)
     scratch = Path(tempfile.gettempdir()) / f"slimsweep-{settings.sweep.name}-{os.getpid()}"
     try:
-        with _driver_lease(settings) as lease:
+        with _driver_lease(settings) as keepalive:
+            lease = keepalive.lease
             if lease.replaced is not None:
                 progress.warning(f"took the sweep over from a driver that died ({lease.replaced})")
             # Ray starts (seconds) while the study and the tracking store are set up beside it
@@ -77,7 +79,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
                 opening = background.submit(_open, settings, sampler, progress)
                 pool = _pool(settings)
                 study, tracker, storage = opening.result()
-            keepalive = Keepalive(lease, storage, settings.sweep.heartbeat_s)
+            keepalive.storage = storage
             recorder = Recorder(settings, study, tracker, progress)
             finished = finished_count(study)
             remaining = settings.search.n_trials - finished
@@ -89,8 +91,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
                 baseline = _ship_baseline(settings, pool, study, tracker, progress, scratch)
                 progress.begin(remaining)
                 running = _Running(settings, study, recorder, pool, scratch, keepalive, baseline)
-                with keepalive.beating():
-                    _run_or_stop(running, remaining)
+                _run_or_stop(running, remaining)
             _send_spooled(settings, tracker)
             failure = remeasure_front(settings, study, tracker, recorder, progress)
             if failure:
@@ -151,11 +152,14 @@ def _while_interrupted(error: BaseException) -> bool:
     return False
 
 
-def _stop(study: optuna.Study, tracker: Tracker, pool: RayPool) -> None:
+def _stop(study: optuna.Study, tracker: SpoolingTracker, pool: RayPool) -> None:
     """The trials in flight end failed (their recipes run again on resume), and the sweep's
-    run ends KILLED."""
+    run ends KILLED; in MLflow only if it answers and nothing waits in the spool (the next
+    run of the sweep closes those runs after sending the spool)."""
     pool.cancel()
     interrupted_trials(study)
+    if tracker.flush() or tracker.server_away():
+        return
     tracker.close_interrupted_trials("the sweep was stopped before it finished")
     _finish(study, tracker, finished=False)
 
@@ -233,6 +237,7 @@ def _run_trials(running: "_Running", remaining: int) -> None:
     launched = 0
     while launched < remaining or len(pool):
         while launched < remaining and len(pool) < settings.search.parallelism:
+            keepalive.check()
             trial = study.ask()
             recipe = settings.space.sample(trial)
             keepalive.running(trial)
@@ -247,8 +252,7 @@ def _run_trials(running: "_Running", remaining: int) -> None:
                 (trial, run_id, request), measure_trial, measuring, settings.measure_options()
             )
             continue
-        if keepalive.lost.is_set():
-            raise Abandoned("the lease was lost")
+        keepalive.check()  # a driver that lost the sweep tells Optuna and MLflow nothing
         reason = recorder.record(trial, run_id, result or TrialResult(trial.number, error=lost))
         keepalive.done(trial)
         if reason is not None and trial.params == settings.space.baseline:
@@ -273,11 +277,13 @@ def _ship_baseline(
 
     spec, cache_dir = settings.worker_spec(scratch), str(Path(settings.sweep.cache_dir).resolve())
     options = {**settings.cluster.compute_options(), "num_returns": 3}
-    name, sha256, content = pool.call(baseline_file, options, spec, cache_dir)
     try:
-        name, sha256 = ray.get([name, sha256])
+        name, sha256, content = ray.get(pool.call(baseline_file, options, spec, cache_dir))
     except ray.exceptions.RayError as error:
         raise BaselineFailed(f"the baseline could not be trained or loaded: {error}") from None
+    # owned by the driver: a node lost with the task that made it cannot take it along (a
+    # re-run elsewhere might train other weights)
+    content = ray.put(content)
     before = study.user_attrs.get(BASELINE_SHA_ATTR)
     if before is not None and before != sha256:
         progress.warning(
@@ -335,7 +341,8 @@ def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:
         if results.front:
             front_png(results, plots[0])
             front_html(results, plots[1])
-        rows = [r for r in results.rows if r.run_id]
+        # a trial whose run the server never created (a lost spool) has no run to tag
+        rows = [r for r in results.rows if r.run_id and not r.run_id.startswith(PENDING_RUN)]
         tracker.finish_sweep(
             {r.run_id: results.on_front(r.trial) for r in rows},
             {r.run_id: trial_description(results, results.completed(r.trial)) for r in rows},
@@ -358,9 +365,10 @@ def _quiet_libraries() -> None:
 
 
 @contextlib.contextmanager
-def _driver_lease(settings: Settings) -> Iterator[DriverLease]:
+def _driver_lease(settings: Settings) -> Iterator[Keepalive]:
     """One driver per sweep, on any host: the lease in the sweep's storage, refused (naming
-    the driver that holds it) while another driver runs the sweep."""
+    the driver that holds it) while another driver runs the sweep, and renewed until the
+    driver lets it go."""
     workdir = Path(settings.sweep.dir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -374,6 +382,8 @@ def _driver_lease(settings: Settings) -> Iterator[DriverLease]:
     lease = DriverLease(settings.sweep.storage, settings.sweep.name, settings.sweep.lease_s)
     lease.acquire()
     try:
-        yield lease
+        with Keepalive(lease, settings.sweep.heartbeat_s).beating() as keepalive:
+            yield keepalive
     finally:
-        lease.release()
+        with contextlib.suppress(Exception):  # it expires anyway; the sweep's own error wins
+            lease.release()

@@ -36,14 +36,18 @@ class Holder:
     host: str
     pid: int
     folder: str
+    # Containers on the host's network share its name but not its process ids: a pid is
+    # only looked up in the namespace it came from.
+    pid_namespace: int = 0
 
     @classmethod
     def this_process(cls) -> "Holder":
-        return cls(socket.gethostname(), os.getpid(), os.getcwd())
+        return cls(socket.gethostname(), os.getpid(), os.getcwd(), _pid_namespace())
 
     def is_gone(self) -> bool:
-        """True only when this host can tell: a process of this host that no longer runs."""
-        if self.host != socket.gethostname():
+        """True only when this host can tell: a process of this host (and of this process
+        namespace) that no longer runs."""
+        if self.host != socket.gethostname() or self.pid_namespace != _pid_namespace():
             return False
         try:
             os.kill(self.pid, 0)
@@ -55,6 +59,13 @@ class Holder:
 
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host}, in {self.folder}"
+
+
+def _pid_namespace() -> int:
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the host name has to do
+        return 0
 
 
 class DriverLease:

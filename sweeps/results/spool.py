@@ -7,6 +7,7 @@ sending loses nothing and logs nothing twice: a trial's run is found again by it
 before one is created, and results are not sent to a run that has already ended.
 """
 
+import logging
 import pickle
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class SpoolingTracker(Tracker):
         super().__init__(uri, artifact_root, sweep_name)
         self.uri, self.folder, self.on_sent = uri, folder, on_sent
         self._retry_at = 0.0
+        self._sent: dict[int, str] = {}  # trial number -> run id, of runs created late
 
     def start_trial(
         self, number: int, params: dict[str, Any], recipe: str, config: dict[str, Any]
@@ -81,6 +83,8 @@ class SpoolingTracker(Tracker):
         if self.pending() and (time.monotonic() < self._retry_at or self._send_spooled()):
             return self._spool(number, method, args, kwargs)
         try:
+            if method != "start_trial" and args[0].startswith(PENDING):  # its run exists now
+                args = (self._sent.get(number) or self._trial_run(number), *args[1:])
             return getattr(super(), method)(*args, **kwargs)
         except Exception:
             if not self.server_away():
@@ -104,22 +108,33 @@ class SpoolingTracker(Tracker):
             number, method, args, kwargs = pickle.loads(path.read_bytes())
             try:
                 self._replay(number, method, args, kwargs)
-            except Exception:
-                if not self.server_away():
-                    raise
-                self._retry_at = time.monotonic() + RETRY_SECONDS
-                return len(pending) - index
+            except Exception as error:
+                if self.server_away():
+                    self._retry_at = time.monotonic() + RETRY_SECONDS
+                    return len(pending) - index
+                # refused by a server that answers (a deleted run, say): kept aside, so that
+                # it does not block every record after it, and every later sweep
+                (self.folder / "refused").mkdir(exist_ok=True)
+                path.rename(self.folder / "refused" / path.name)
+                logging.getLogger(__name__).warning("MLflow refused %s: %s", path, error)
+                continue
             path.unlink()
         return 0
 
     def _replay(self, number: int, method: str, args: tuple, kwargs: dict) -> None:
         if method == "start_trial":
-            run_id = self._trial_run(number) or Tracker.start_trial(self, *args, **kwargs)
+            run_id = self._trial_run(number)
+            if run_id is None:
+                run_id = Tracker.start_trial(self, *args, **kwargs)
+            else:  # created before the server went away: its params may not have followed
+                _, params, _, config = args
+                self.describe_trial(run_id, params, config)
+            self._sent[number] = run_id
             self.on_sent(number, run_id)
             return
         run_id = args[0]
         if run_id.startswith(PENDING):
-            run_id = self._trial_run(number)
+            run_id = self._sent.get(number) or self._trial_run(number)
         if method != "tag" and _already_sent(method, self.client.get_run(run_id)):
             return
         getattr(Tracker, method)(self, run_id, *args[1:], **kwargs)

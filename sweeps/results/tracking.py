@@ -162,12 +162,16 @@ class Tracker(TrackingStore):
                 RECIPE_TAG: recipe,
             },
         )
+        self.describe_trial(run.info.run_id, params, config)
+        return run.info.run_id
+
+    def describe_trial(self, run_id: str, params: dict[str, Any], config: dict[str, Any]) -> None:
+        """The trial's params and composed config on its run (the same values again are
+        accepted: a replayed record may send them twice)."""
         from mlflow.entities import Param
 
-        run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         self.client.log_text(run_id, yaml.safe_dump(config, sort_keys=False), CONFIG_FILE)
-        return run_id
 
     def finish_trial(
         self,

@@ -51,6 +51,42 @@ def test_a_request_without_credentials_gets_401(stores) -> None:
     assert requests.get(search, auth=credentials, timeout=10).status_code == 200
 
 
+def test_records_of_a_trial_opened_while_the_server_was_away_reach_its_run(
+    stores, tmp_path: Path, monkeypatch
+) -> None:
+    """The spool at the level of one tracker: a run opened late gets the results that were
+    sent after it, in order, once; one the server refuses is kept aside, not in the way."""
+    from slimsweep.sweeps.results.spool import SpoolingTracker
+
+    _, mlflow = stores
+    for name, value in mlflow.client_env().items():
+        if name.startswith("MLFLOW_TRACKING_"):
+            monkeypatch.setenv(name, value)
+    late: dict[int, str] = {}
+    tracker = SpoolingTracker(
+        mlflow.uri, None, "spool-unit", tmp_path / "spool", lambda n, r: late.update({n: r})
+    )
+    mlflow.stop()
+    try:
+        pending = tracker.start_trial(1, {"a": 1}, "recipe", {"c": 1})
+        assert pending == "spooled:1" and len(tracker.pending()) == 1
+    finally:
+        mlflow.start()
+    tracker._retry_at = 0  # the next write tries the server at once
+    opened = tracker.start_trial(2, {"a": 2}, "recipe", {"c": 2})  # sends the spool first
+    assert not tracker.pending() and set(late) == {1}
+    tracker.fail_trial(pending, "it broke")  # straight to the run trial 1 got
+    run = tracker.client.get_run(late[1])
+    assert run.info.status == "FAILED" and run.data.params == {"a": "1"}
+    assert run.data.tags["slimsweep.failure"] == "it broke" and opened != late[1]
+
+    tracker._spool(-1, "tag", ("0" * 32, "k", "v"), {})  # for a run the server does not have
+    tracker._spool(-1, "tag", (opened, "k", "v"), {})
+    assert tracker.flush() == 0  # the refused record is set aside; the one after it is sent
+    assert [p.name for p in (tmp_path / "spool" / "refused").iterdir()] == ["00000000-tag.pkl"]
+    assert tracker.client.get_run(opened).data.tags["k"] == "v"
+
+
 def _args(
     address: str, study_url: str, mlflow: MlflowServer, workdir: Path, cache: Path
 ) -> list[str]:

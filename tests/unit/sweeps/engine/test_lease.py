@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from slimsweep.sweeps.engine.lease import _TABLE, DriverLease
+from slimsweep.sweeps.engine.lease import _TABLE, DriverLease, _pid_namespace
 from slimsweep.sweeps.errors import SweepError
 
 
@@ -18,13 +18,18 @@ def _url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'optuna.db'}"
 
 
-def _pretend_holder(url: str, host: str, pid: int, expires_in: float) -> None:
-    """A lease row as a driver on `host` would have left it."""
+def _pretend_holder(
+    url: str, host: str, pid: int, expires_in: float, pid_namespace: int | None = None
+) -> None:
+    """A lease row as a driver on `host` (in this process namespace) would have left it."""
     import time
 
     engine = sqlalchemy.create_engine(url)
     _TABLE.create(engine, checkfirst=True)
-    holder = json.dumps({"host": host, "pid": pid, "folder": "/elsewhere"})
+    namespace = _pid_namespace() if pid_namespace is None else pid_namespace
+    holder = json.dumps(
+        {"host": host, "pid": pid, "folder": "/elsewhere", "pid_namespace": namespace}
+    )
     with engine.begin() as connection:
         connection.execute(
             _TABLE.insert().values(
@@ -73,6 +78,15 @@ def test_a_dead_process_on_this_host_loses_its_lease_at_once(tmp_path: Path) -> 
     assert lease.replaced is not None and lease.replaced.pid == int(gone.stdout)
 
 
+def test_a_pid_from_another_containers_namespace_is_not_taken_for_dead(tmp_path: Path) -> None:
+    import socket
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], **_OUT)
+    _pretend_holder(_url(tmp_path), socket.gethostname(), int(gone.stdout), 60, pid_namespace=7)
+    with pytest.raises(SweepError, match="already being run"):
+        DriverLease(_url(tmp_path), "s", 60).acquire()
+
+
 def test_drivers_racing_for_an_expired_lease_take_it_once(tmp_path: Path) -> None:
     for sweep in range(5):
         _pretend_holder(_url(tmp_path), "gone-host", 1, expires_in=-1)
@@ -96,3 +110,19 @@ def _take(lease: DriverLease, won: list[DriverLease]) -> None:
 
 
 _OUT = {"capture_output": True, "text": True, "check": True}
+
+
+def test_the_driver_keeps_its_lease_through_phases_without_trials(tmp_path: Path) -> None:
+    """Ray's start, the baseline's training or the spool's flush can outlast a lease: the
+    driver renews it from the moment it takes it, not only while trials run."""
+    import time
+
+    from slimsweep.sweeps.config import load_settings
+    from slimsweep.sweeps.engine.driver import _driver_lease
+
+    overrides = [f"sweep.dir={tmp_path}", "sweep.heartbeat_s=1", "sweep.lease_s=2"]
+    with _driver_lease(load_settings(overrides)) as keepalive:
+        time.sleep(3.5)  # longer than the lease, with no trial in flight
+        with pytest.raises(SweepError, match="already being run"):
+            DriverLease(f"sqlite:///{tmp_path / 'optuna.db'}", keepalive.lease.sweep, 2).acquire()
+        keepalive.check()  # still this driver's
