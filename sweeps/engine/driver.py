@@ -3,6 +3,7 @@ measured, then runs the quiet phase and tags the front. It alone opens the study
 tracking store; workers only return what they measured."""
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -121,6 +122,7 @@ def _run_or_stop(running: "_Running", remaining: int) -> None:
     """The trials, run; on Ctrl-C or a failed baseline, the trials in flight are stopped and
     marked failed. A driver that lost its lease leaves them to the driver that took it."""
     study, tracker, pool = running.study, running.recorder.tracker, running.pool
+    stop_with: BaseException | None = None
     try:
         _run_trials(running, remaining)
     except Abandoned:
@@ -129,16 +131,22 @@ def _run_or_stop(running: "_Running", remaining: int) -> None:
             f"this driver went silent for over sweep.lease_s={running.settings.sweep.lease_s} s "
             "and another driver took the sweep over; its trials are that driver's now"
         ) from None
-    except Exception as error:
-        if not isinstance(error, BaselineFailed) and not _while_interrupted(error):
-            raise
-        _stop(study, tracker, pool)
-        if isinstance(error, BaselineFailed):
-            raise
-        raise KeyboardInterrupt from error
     except KeyboardInterrupt:
-        _stop(study, tracker, pool)
-        raise
+        stop_with = KeyboardInterrupt()
+    except Exception as error:
+        if isinstance(error, BaselineFailed):
+            stop_with = error
+        elif _while_interrupted(error):
+            stop_with = KeyboardInterrupt()
+        else:
+            raise
+    if stop_with is None:
+        return
+    # Out of the except block, the interrupted store call's frames are free: collected, they
+    # give back the connection (and SQLite's write lock) that Ctrl-C left mid-transaction.
+    gc.collect()
+    _stop(study, tracker, pool)
+    raise stop_with
 
 
 def _while_interrupted(error: BaseException) -> bool:
@@ -158,10 +166,13 @@ def _stop(study: optuna.Study, tracker: SpoolingTracker, pool: RayPool) -> None:
     run of the sweep closes those runs after sending the spool)."""
     pool.cancel()
     interrupted_trials(study)
-    if tracker.flush() or tracker.server_away():
+    try:
+        if tracker.flush() or tracker.server_away():
+            return
+        tracker.close_interrupted_trials("the sweep was stopped before it finished")
+        _finish(study, tracker, finished=False)
+    except Exception:  # MLflow's side only: the next run of the sweep closes these runs
         return
-    tracker.close_interrupted_trials("the sweep was stopped before it finished")
-    _finish(study, tracker, finished=False)
 
 
 class BaselineFailed(SweepError):
