@@ -28,10 +28,11 @@ def baseline_file(spec: WorkerSpec, cache_dir: str) -> tuple[str, str, bytes]:
     from slimsweep.sweeps.task import baseline_path, load_baseline, load_task_data
 
     set_up(spec)  # the user's plugins (their task, perhaps) import here too
-    task = cached_task(spec.task_json)
-    load_baseline(task, load_task_data(task, Path(cache_dir)), Path(cache_dir))
-    content = baseline_path(task, Path(cache_dir)).read_bytes()
-    return baseline_path(task, Path(".")).name, hashlib.sha256(content).hexdigest(), content
+    task, cache = cached_task(spec.task_json), Path(cache_dir)
+    load_baseline(task, load_task_data(task, cache), cache)
+    path = baseline_path(task, cache)
+    content = path.read_bytes()
+    return path.name, _sha256(content), content
 
 
 _placed: set[tuple[str, str, str]] = set()  # (cache, file, sha256) this process has checked

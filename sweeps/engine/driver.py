@@ -282,12 +282,12 @@ def _ship_baseline(
     scratch: Path,
 ) -> ShippedBaseline:
     """The baseline file trained (or taken from a cache) once for the sweep, by one task on a
-    trial's resources; its bytes stay in Ray's object store for the nodes that lack them, and
+    trial's resources; its bytes go to Ray's object store for the nodes that lack them, and
     its sha256 goes to the study and to the sweep's MLflow run."""
     import ray
 
     spec, cache_dir = settings.worker_spec(scratch), str(Path(settings.sweep.cache_dir).resolve())
-    options = {**settings.cluster.compute_options(), "num_returns": 3}
+    options = settings.cluster.compute_options()
     try:
         name, sha256, content = ray.get(pool.call(baseline_file, options, spec, cache_dir))
     except ray.exceptions.RayError as error:

@@ -71,8 +71,7 @@ class RayPool:
         self._pending[_remote(function, options).remote(request)] = (key, options)
 
     def call(self, function: Callable[..., Any], options: Options, *args: Any) -> Any:
-        """One task outside the trials' flow; returns its ObjectRef(s) (`num_returns` in
-        options), whose values stay in the object store until someone gets them."""
+        """One task outside the trials' flow; returns its ObjectRef."""
         return _remote(function, options).remote(*args)
 
     def next_done(self, abandon: threading.Event | None = None) -> tuple[Any, Any, str | None]:
