@@ -10,13 +10,20 @@ from slimsweep.compressors.base import (
     StageContext,
     register_stage,
 )
-from slimsweep.compressors.plans import HalfPlan, Int8Plan, QuantizationPlan, WeightOnlyPlan
+from slimsweep.compressors.plans import (
+    HalfPlan,
+    Int8Plan,
+    Int8WeightOnlyPlan,
+    QuantizationPlan,
+    WeightOnlyPlan,
+)
 
 __all__ = [
     "STAGES",
     "CompressedModel",
     "HalfPlan",
     "Int8Plan",
+    "Int8WeightOnlyPlan",
     "QuantizationPlan",
     "Stage",
     "StageContext",

@@ -6,7 +6,7 @@ whatever rounds a weight here (plain rounding, GPTQ, AWQ, QAT) is exactly what r
 
 import torch
 
-from slimsweep.compressors.plans import GroupQuantized
+from slimsweep.compressors.plans import GroupQuantized, WeightOnlyPlan, weight_key
 
 
 def group_grid(
@@ -67,3 +67,18 @@ def round_to_nearest(
         torch.cat(zeros, dim=1).to(torch.uint8),
         group_size,
     )
+
+
+def codes_for(plan: WeightOnlyPlan, weight: torch.Tensor, where: str) -> GroupQuantized:
+    """The codes a stage chose for this float weight [out, in], or the weight rounded to
+    nearest when the plan carries none. A chosen code never silently falls back to rounding."""
+    if plan.codes is None:
+        return round_to_nearest(weight, plan.bits, plan.group_size, plan.symmetric)
+    found = plan.codes.get(weight_key(weight))
+    if found is None:
+        raise ValueError(
+            f"the plan carries the codes a stage chose for {len(plan.codes)} weights, but none "
+            f"for the {list(weight.shape)} weight of {where}: it may have been changed after "
+            "the stage ran; refusing to round it again"
+        )
+    return found

@@ -3,8 +3,9 @@
 fp32 keeps the model as it is; fp16 and bf16 store weights in half precision; int8_dynamic
 quantizes weights ahead of time and activations at run time; int8_static also fixes
 activation ranges from the task's calibration split with the chosen statistics;
-int4_weight packs the weights of matrix multiplications to 4 bits in groups of `group_size`
-input channels (and, with `embeddings`, the embedding tables in groups of `group_size`
+int8_weight stores the weights of matrix multiplications as INT8, one scale per output
+channel, with float activations; int4_weight packs those weights to 4 bits in groups of
+`group_size` input channels (and, with `embeddings`, the embedding tables in groups of `group_size`
 features). Each name makes one typed plan (`compressors/plans.py`).
 """
 

@@ -1,1 +1,4 @@
-"""Packed INT8/INT4 matmul kernels (Triton for GPU, plain-torch reference) live here."""
+"""Packed weight-only matmuls: the one INT4/INT8 layout (`packing`), plain-torch references
+(`reference`), Triton kernels for CUDA (`triton_mm`, imported only where it runs), the torch
+custom ops that dispatch between them (`ops`) and the packed linears that export with them
+(`linear`)."""

@@ -34,11 +34,9 @@ with warnings.catch_warnings(record=True):
         """A torch.export program served through pyfunc: named input arrays in, `output` out."""
 
         def load_context(self, context: Any) -> None:
-            import torch
+            from slimsweep.sweeps.runtimes.torch_program import load_program
 
-            self.module = torch.export.load(context.artifacts["program"]).module()
-            parameter = next(iter(self.module.parameters()), None)
-            self.dtype = parameter.dtype if parameter is not None else torch.float32
+            self.module, self.dtype = load_program(context.artifacts["program"])
 
         def predict(self, context, model_input, params=None):
             import torch

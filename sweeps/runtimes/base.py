@@ -23,20 +23,31 @@ class PlanHandlers(Generic[Handler]):
         self.runtime = runtime
         self.without = without  # why plan types without a handler cannot run here
         self._handlers: dict[type, Handler] = {}
+        self._limits: dict[type, Callable[[Any], str | None]] = {}
 
-    def register(self, plan_type: type) -> Callable[[Handler], Handler]:
+    def register(
+        self, plan_type: type, limits: Callable[[Any], str | None] | None = None
+    ) -> Callable[[Handler], Handler]:
+        """`limits(plan)` says why a plan of this type is still out of the handler's reach
+        (a group size its kernel lacks), or None."""
+
         def decorate(handler: Handler) -> Handler:
             if plan_type in self._handlers:
                 raise ValueError(f"{self.runtime} has two handlers for {plan_type.__name__}")
             self._handlers[plan_type] = handler
+            if limits is not None:
+                self._limits[plan_type] = limits
             return handler
 
         return decorate
 
     def refusal(self, plan: QuantizationPlan | None) -> str | None:
         """Why this runtime cannot realise `plan`, or None if it can."""
-        if plan is None or type(plan) in self._handlers:
+        if plan is None:
             return None
+        if type(plan) in self._handlers:
+            limit = self._limits.get(type(plan), lambda plan: None)(plan)
+            return f"{plan} is beyond its kernels: {limit}" if limit else None
         handled = ", ".join(t.__name__ for t in self._handlers)
         realised = f"it has handlers for {handled} only" if handled else "it runs float models only"
         because = f"; {self.without}" if self.without else ""

@@ -2,7 +2,8 @@
 the plan asks for embeddings, each constant Gather table a GatherBlockQuantized.
 
 Weights go two 4-bit codes to a byte with one float scale and one packed zero point per
-group, so those layers take ~1/8 of their fp32 bytes. Codes a stage already chose (GPTQ,
+group (the layout the Triton kernels read too, `kernels/packing.py`), so those layers take
+~1/8 of their fp32 bytes. Codes a stage already chose (GPTQ,
 AWQ, QAT) are packed as they are, found by the float weight's content; any other weight is
 rounded to nearest here. An embedding table is grouped along its rows' features and stays
 4-bit in memory: ORT dequantizes only the rows a batch gathers.
@@ -15,28 +16,15 @@ import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from slimsweep.compressors.grouped import round_to_nearest
-from slimsweep.compressors.plans import GroupQuantized, WeightOnlyPlan, weight_key
+from slimsweep.compressors.grouped import codes_for, round_to_nearest
+from slimsweep.compressors.plans import WeightOnlyPlan
+from slimsweep.kernels.packing import pack_int4, pack_nibbles
 from slimsweep.sweeps.errors import SlimsweepWarning
 from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul, replace_nodes
 
 CONTAINER_BITS = 4  # MatMulNBits' CPU kernel; a 3-bit grid is stored in 4-bit codes
 ACCURACY_LEVEL = 4  # activations quantized to int8 at run time: MLAS's fastest CPU path
 _NONE = onnx.TensorProto()  # stands for "not a constant": it has no dims
-
-
-def pack_nibbles(codes: np.ndarray) -> np.ndarray:
-    """Rows of 4-bit codes [rows, 2n] → bytes [rows, n], the first code in the low nibble."""
-    codes = codes.astype(np.uint8)
-    if codes.shape[1] % 2:
-        codes = np.pad(codes, ((0, 0), (0, 1)))
-    return codes[:, 0::2] | (codes[:, 1::2] << 4)
-
-
-def unpack_nibbles(packed: np.ndarray, count: int) -> np.ndarray:
-    """The inverse of `pack_nibbles`, keeping the first `count` codes of each row."""
-    both = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(packed.shape[0], -1)
-    return both[:, :count]
 
 
 def matmul_nbits(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: np.ndarray) -> tuple:
@@ -51,17 +39,14 @@ def matmul_nbits(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: np.ndarray)
             ),
             stacklevel=2,
         )
-    rounded = _codes_for(plan, node, torch.from_numpy(np.ascontiguousarray(weight.T)))
-    groups = rounded.scales.shape[1]
+    float_weight = torch.from_numpy(np.ascontiguousarray(weight.T))
+    packed = pack_int4(codes_for(plan, float_weight, f"{node.op_type} {node.name!r}"), k)
     name = node.input[1]
-    codes = rounded.codes.numpy().reshape(n, groups, plan.group_size)
-    packed = np.stack([pack_nibbles(codes[:, g]) for g in range(groups)], axis=1)
+    blocks = packed.qweight.numpy().reshape(n, packed.groups, -1)  # the shared layout's bytes
     initializers = [
-        numpy_helper.from_array(packed, f"{name}__q4"),
-        numpy_helper.from_array(rounded.scales.numpy().reshape(-1), f"{name}__scales"),
-        numpy_helper.from_array(
-            pack_nibbles(rounded.zeros.numpy()).reshape(-1), f"{name}__zero_points"
-        ),
+        numpy_helper.from_array(blocks, f"{name}__q4"),
+        numpy_helper.from_array(packed.scales.numpy().reshape(-1), f"{name}__scales"),
+        numpy_helper.from_array(packed.zeros.numpy().reshape(-1), f"{name}__zero_points"),
     ]
     matmul = helper.make_node(
         "MatMulNBits",
@@ -76,21 +61,6 @@ def matmul_nbits(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: np.ndarray)
         accuracy_level=ACCURACY_LEVEL,
     )
     return matmul, initializers
-
-
-def _codes_for(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: torch.Tensor) -> GroupQuantized:
-    """The codes a stage chose for this weight [out, in], or the weight rounded to nearest
-    when the plan carries none. A chosen code never silently falls back to rounding."""
-    if plan.codes is None:
-        return round_to_nearest(weight, plan.bits, plan.group_size, plan.symmetric)
-    found = plan.codes.get(weight_key(weight))
-    if found is None:
-        raise ValueError(
-            f"the plan carries the codes a stage chose for {len(plan.codes)} weights, but none "
-            f"for the {list(weight.shape)} weight of {node.op_type} {node.name!r}: it may have "
-            "been changed after the stage ran; refusing to round it again"
-        )
-    return found
 
 
 def gather_block_quantized(plan: WeightOnlyPlan, node: onnx.NodeProto, table: np.ndarray) -> tuple:

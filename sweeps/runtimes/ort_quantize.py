@@ -14,7 +14,11 @@ from slimsweep.sweeps.task import Inputs
 
 # (float model file, target file, plan, calibration batches)
 OrtHandler = Callable[[Path, Path, QuantizationPlan, list[Inputs]], None]
-ORT_HANDLERS: PlanHandlers[OrtHandler] = PlanHandlers("ort runtimes")
+ORT_HANDLERS: PlanHandlers[OrtHandler] = PlanHandlers(
+    "ort runtimes",
+    without="ONNX Runtime has no per-channel int8 weight-only matmul: use int8_dynamic, or "
+    "int4_weight, or runtime=torch_cpu",
+)
 
 
 @ORT_HANDLERS.register(HalfPlan)

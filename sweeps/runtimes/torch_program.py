@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from slimsweep.compressors.base import CompressedModel
-from slimsweep.compressors.plans import HalfPlan, QuantizationPlan
 from slimsweep.sweeps.errors import ConfigError, require_choice
-from slimsweep.sweeps.runtimes.base import RUNTIMES, PlanHandlers
+from slimsweep.sweeps.runtimes.base import RUNTIMES
 from slimsweep.sweeps.runtimes.shapes import (
     DynamicAxes,
     dynamic_axes,
@@ -22,15 +21,9 @@ from slimsweep.sweeps.runtimes.shapes import (
     fixed_axes,
     widened,
 )
+from slimsweep.sweeps.runtimes.torch_plans import TORCH_CPU_HANDLERS, TORCH_CUDA_HANDLERS
 from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
-
-# (float module, example inputs, plan) → the module and inputs to export
-TorchHandler = Callable[[torch.nn.Module, Inputs, QuantizationPlan], tuple[torch.nn.Module, Inputs]]
-TORCH_HANDLERS: PlanHandlers[TorchHandler] = PlanHandlers(
-    "torch runtimes",
-    without="PyTorch has no exportable integer kernels here; use runtime=ort_cpu or ort_cuda",
-)
 
 # How a deployment runs the loaded program: mode → (module → the callable that is timed).
 # On a GPU, torch.compile's "max-autotune" also replays CUDA graphs (as torch defines it);
@@ -44,14 +37,15 @@ EXECUTION_MODES: dict[str, Callable[[torch.nn.Module], Callable[..., torch.Tenso
 CPU_MODES = ("eager", "compile", "max_autotune")
 
 
-@TORCH_HANDLERS.register(HalfPlan)
-def _half_program(
-    module: torch.nn.Module, example: Inputs, plan: HalfPlan
-) -> tuple[torch.nn.Module, Inputs]:
-    """A half-precision program: weights, compute, inputs and outputs."""
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[plan.dtype]
-    module = module.to(dtype)
-    return module, {k: v.to(dtype) if v.is_floating_point() else v for k, v in example.items()}
+def load_program(path: Path) -> tuple[torch.nn.Module, torch.dtype]:
+    """A saved program as a module, and the dtype its float inputs were exported with.
+    Importing this module registers slimsweep's packed ops, which torch.export.load looks
+    up by name."""
+    program = torch.export.load(str(path))
+    inputs = set(program.graph_signature.user_inputs)
+    examples = [n.meta["val"] for n in program.graph.nodes if n.name in inputs]
+    floats = (example.dtype for example in examples if example.is_floating_point())
+    return program.module(), next(floats, torch.float32)
 
 
 @dataclass
@@ -89,7 +83,7 @@ class TorchCpuRuntime:
     artifact_name = "model.pt2"
     device = "cpu"
     gpu = False
-    handlers = TORCH_HANDLERS
+    handlers = TORCH_CPU_HANDLERS
 
     def __init__(self, config: TorchCpuConfig) -> None:
         self.config = config
@@ -141,8 +135,7 @@ class TorchCpuRuntime:
         """The program in the configured execution mode, on the device, and the dtype its
         float inputs take (benchmarks time it, inside `precision()`, with and without the
         host copies)."""
-        module = torch.export.load(str(path)).module()
-        dtype = next(iter(module.parameters()), torch.zeros(())).dtype
+        module, dtype = load_program(path)
         return EXECUTION_MODES[self.config.mode](module), dtype
 
     def begin_step(self) -> None:
@@ -177,6 +170,7 @@ class TorchCudaRuntime(TorchCpuRuntime):
     config_type = TorchCudaConfig
     device = "cuda"
     gpu = True
+    handlers = TORCH_CUDA_HANDLERS
     config: TorchCudaConfig
 
     @staticmethod

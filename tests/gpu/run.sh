@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/gpu on a CUDA machine whose python3 already has pip, torch, triton, onnx,
+# tests/gpu and tests/unit/kernels on a CUDA machine whose python3 already has pip, torch, triton, onnx,
 # onnxruntime, numpy, scikit-learn, transformers and pytest, and no network, Ray or MLflow: the project runs from
 # PYTHONPATH, plus the small pure-Python wheels that `make gpu-wheels` put in .gpu-wheels/
 # (copy that folder along with the checkout). Arguments go to pytest.
@@ -15,4 +15,5 @@ for part in sweeps compressors kernels cluster conf; do
 done
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 cd "$root"
-exec python3 -m pytest -p no:cacheprovider tests/gpu "$@"
+# The kernels' own tests run compiled here (under the interpreter on CPU machines).
+exec python3 -m pytest -p no:cacheprovider tests/gpu tests/unit/kernels "$@"

@@ -103,3 +103,26 @@ def test_ort_cuda_matches_ort_cpu(plan, trained_digits, digits_task, digits_data
     )
     pixels = np.concatenate([b["pixels"].numpy() for b, _ in digits_data.eval])
     _close(on_gpu.load(path)({"pixels": pixels}), on_cpu.load(path)({"pixels": pixels}), "fp16")
+
+
+@pytest.mark.parametrize("mode", ["eager", "cuda_graphs"])
+@pytest.mark.parametrize("precision", ["int4_weight", "int8_weight"])
+def test_torch_cuda_runs_weight_only_plans_on_the_triton_kernels(
+    mode, precision, trained_digits, digits_task, digits_data, tmp_path: Path
+) -> None:
+    """The packed program against the float model on the CPU: the weights' rounding (int4 at
+    groups of 32, or int8 per channel) plus fp16 activations, no more."""
+    from slimsweep.compressors.quantize import QuantizeConfig
+
+    on_gpu = _runtime("torch_cuda", mode=mode)
+    plan = QuantizeConfig(precision, group_size=32).plan()
+    example = digits_task.latency_inputs()
+    on_gpu.export(CompressedModel(trained_digits, plan), example, [], tmp_path / "gpu.pt2")
+    program = torch.export.load(str(tmp_path / "gpu.pt2"))
+    assert "slimsweep" in program.graph_module.code  # the packed op, not a float matmul
+    pixels = np.concatenate([b["pixels"].numpy() for b, _ in digits_data.eval])
+    with torch.no_grad():
+        expected = trained_digits(torch.from_numpy(pixels)).numpy()
+    got = on_gpu.load(tmp_path / "gpu.pt2")({"pixels": pixels})
+    assert float(np.abs(got - expected).max()) <= 0.1 * float(np.abs(expected).max())
+    assert (got.argmax(1) == expected.argmax(1)).mean() >= 0.97

@@ -15,8 +15,8 @@ from onnx import numpy_helper
 
 from slimsweep.compressors import STAGES, CompressedModel, StageContext, WeightOnlyPlan
 from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
+from slimsweep.kernels.packing import pack_nibbles, unpack_nibbles
 from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS
-from slimsweep.sweeps.runtimes.onnx_nbits import pack_nibbles, unpack_nibbles
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 
 

@@ -28,7 +28,7 @@ def test_the_stage_records_a_plan_for_the_runtime(trained_digits, digits_data) -
         (
             {"precision": "int4"},
             "precision='int4' is not allowed; choose one of 'fp32', 'fp16', 'bf16', "
-            "'int8_dynamic', 'int8_static', 'int4_weight'",
+            "'int8_dynamic', 'int8_static', 'int8_weight', 'int4_weight'",
         ),
         ({"calibration": "mse"}, "calibration='mse' is not allowed"),
         ({"per_channel": "yes"}, "per_channel='yes' must be true or false"),

@@ -144,20 +144,34 @@ def test_a_stage_after_a_quantizing_stage_is_refused_before_launch() -> None:
 
 
 def test_a_quantizing_stage_the_runtime_cannot_run_is_refused_by_its_default() -> None:
+    load_settings(["space=awq", "runtime=torch_cpu"])  # torch's CPU int4 kernel runs it
     with pytest.raises(ConfigError) as error:
-        load_settings(["space=awq", "runtime=torch_cpu"])
+        load_settings(["space=awq", "runtime=torch_cpu", "space.recipe.quantize.group_size=16"])
     assert str(error.value).startswith(
-        "space.recipe.quantize.stage: runtime torch_cpu cannot run awq: no handler for "
-        "WeightOnlyPlan("
+        "space.recipe.quantize.stage: runtime torch_cpu cannot run awq: WeightOnlyPlan(bits=3, "
+        "group_size=16, symmetric=False, embeddings=False) is beyond its kernels: torch's CPU "
+        "int4 kernel takes group_size in (32, 64, 128, 256)"
+    )
+
+
+def test_a_plan_type_a_runtime_lacks_is_refused_with_the_alternatives() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(
+            ["runtime=ort_cpu", "space.recipe.quantize.precision.choices=[fp32,int8_weight]"]
+        )
+    assert str(error.value).endswith(
+        "no handler for Int8WeightOnlyPlan(): it has handlers for HalfPlan, WeightOnlyPlan, "
+        "Int8Plan only; ONNX Runtime has no per-channel int8 weight-only matmul: use "
+        "int8_dynamic, or int4_weight, or runtime=torch_cpu"
     )
 
 
 def test_only_plans_the_space_can_produce_are_checked() -> None:
     # int8 exists only under a precision the override removed; fp16 has a torch handler
     load_settings(["runtime=torch_cpu", "space.recipe.quantize.precision.choices=[fp32,fp16]"])
-    with pytest.raises(ConfigError, match=r"quantize\(precision=int4_weight\)"):
+    with pytest.raises(ConfigError, match=r"quantize\(precision=int8_static\)"):
         load_settings(
-            ["runtime=torch_cpu", "space.recipe.quantize.precision.choices=[fp32,int4_weight]"]
+            ["runtime=torch_cpu", "space.recipe.quantize.precision.choices=[fp32,int8_static]"]
         )
 
 

@@ -7,7 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from slimsweep.compressors import CompressedModel, HalfPlan
+from slimsweep.compressors import CompressedModel, HalfPlan, WeightOnlyPlan
 from slimsweep.sweeps.results.tracking import Tracker
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRuntime
@@ -19,6 +19,7 @@ from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRunt
         (OrtCpuRuntime(OrtCpuConfig(name="ort_cpu")), None),
         (TorchCpuRuntime(TorchCpuConfig(name="torch_cpu")), None),
         (TorchCpuRuntime(TorchCpuConfig(name="torch_cpu")), HalfPlan("bf16")),
+        (TorchCpuRuntime(TorchCpuConfig(name="torch_cpu")), WeightOnlyPlan(group_size=32)),
     ],
 )
 def test_pyfunc_loads_the_measured_artifact_and_answers_like_it(
