@@ -130,5 +130,6 @@ def replace_linears(
     for name, linear in linears:
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, child, packed_layer(name, linear))
+        # where the float layer was: a program asserts the device of its constants
+        setattr(parent, child, packed_layer(name, linear).to(linear.weight.device))
     return len(linears)

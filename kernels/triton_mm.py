@@ -65,8 +65,9 @@ def _weight_only_mm(
     INT4: tl.constexpr, GROUP: tl.constexpr, K_STEPS: tl.constexpr, DOT_IN_F32: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
 ):  # fmt: skip
-    rm = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    # int64 offsets: M·K or N·K may pass 2³¹ at prefill sizes
+    rm = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for step in range(0, K_STEPS):  # a constant: Triton's interpreter needs one here
         kb = tl.program_id(2) * K_STEPS + step
@@ -98,7 +99,7 @@ def _weight_only_mm(
     if SPLIT_K == 1:
         tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=inside)
     else:
-        tl.atomic_add(out, acc, mask=inside)
+        tl.atomic_add(out, acc, mask=inside, sem="relaxed")
 
 
 @triton.jit
@@ -107,7 +108,7 @@ def _dequantize_int4(
     stride_wn, stride_sn, stride_zn, stride_on,
     GROUP: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):  # fmt: skip
-    rn = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rn = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     kb = tl.program_id(1)
     centred, group = _int4_codes(
         w_ptr, z_ptr, rn, kb, stride_wn, stride_zn, N, BLOCK_N, BLOCK_K, GROUP
@@ -158,9 +159,12 @@ def _launch(x: torch.Tensor, weight_args: tuple, n: int, k_packed: int, int4: bo
     rows = x.reshape(-1, x.shape[-1]).contiguous()
     m, k = rows.shape
     tiles = tiles or choose_tiles(m, n, k_packed, block_k_limit, _sm_count(x.device))
-    dtype = torch.float32 if tiles.split_k > 1 else x.dtype
-    out = torch.zeros((m, n), device=x.device, dtype=dtype)
+    _check(x, k_packed, group if int4 else None, tiles)
     qweight, scales, zeros = weight_args
+    if tiles.split_k > 1:  # the programs of one tile add their shares into float32
+        out = torch.zeros((m, n), device=x.device, dtype=torch.float32)
+    else:
+        out = torch.empty((m, n), device=x.device, dtype=x.dtype)
     grid = (triton.cdiv(m, tiles.block_m), triton.cdiv(n, tiles.block_n), tiles.split_k)
     _weight_only_mm[grid](
         rows, qweight, scales, zeros, out, m, n, k,
@@ -171,6 +175,19 @@ def _launch(x: torch.Tensor, weight_args: tuple, n: int, k_packed: int, int4: bo
         num_warps=tiles.num_warps, num_stages=tiles.num_stages,
     )  # fmt: skip
     return out.to(x.dtype).reshape(*x.shape[:-1], n)
+
+
+def _check(x: torch.Tensor, k_packed: int, group: int | None, tiles: TileConfig) -> None:
+    """What the kernel assumes and cannot see: a tile it is handed (by a caller or a tuner)
+    that breaks these would drop part of K or mix two groups' scales, silently."""
+    if x.dtype not in (torch.float16, torch.bfloat16):
+        raise ValueError(f"the weight-only kernels take fp16 or bf16 activations, not {x.dtype}")
+    if x.shape[-1] > k_packed:
+        raise ValueError(f"x has {x.shape[-1]} features; the packed weight holds {k_packed}")
+    if triton.cdiv(k_packed, tiles.block_k) % tiles.split_k:
+        raise ValueError(f"split_k={tiles.split_k} does not divide the K blocks of {tiles}")
+    if group is not None and group % tiles.block_k:
+        raise ValueError(f"block_k={tiles.block_k} does not divide the group of {group}")
 
 
 def dequantize_int4_triton(
@@ -209,5 +226,7 @@ def int8_matmul(
     x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, tiles: TileConfig | None = None
 ) -> torch.Tensor:
     """x [..., K] fp16/bf16 @ (qweight * scales)ᵀ with per-channel INT8 weights → [..., N]."""
+    if tiles is None and x.numel() // x.shape[-1] > DEQUANTIZE_ABOVE_ROWS:
+        return x @ (qweight.to(x.dtype) * scales[:, None]).t()
     k = qweight.shape[1]
     return _launch(x, (qweight, scales, scales), qweight.shape[0], k, False, 1, 128, tiles)

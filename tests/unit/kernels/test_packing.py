@@ -35,35 +35,47 @@ def test_a_gptq_stages_codes_pack_and_unpack_unchanged(
         packed = pack_int4(chosen, in_features)
         assert torch.equal(packed.codes(), chosen.codes)
         assert torch.equal(packed.zero_points(), chosen.zeros)
-        assert torch.equal(packed.scales, chosen.scales)
         weight = dequantize_int4(packed.qweight, packed.scales, packed.zeros, 32, in_features)
         torch.testing.assert_close(weight, chosen.dequantize(in_features))
 
 
-def test_the_onnx_graph_stores_the_shared_layouts_codes(trained_digits, tmp_path) -> None:
+def test_the_onnx_graph_stores_the_codes_by_matmulnbits_rules(trained_digits, tmp_path) -> None:
+    """Decoded here by MatMulNBits' own rules, not by the shared packer: B [N, blocks, G/2]
+    holds column 2j of a block in byte j's low nibble; zero points go two blocks a byte."""
     plan_model = STAGES.get("quantize").run(
         CompressedModel(copy.deepcopy(trained_digits)),
         {"precision": "int4_weight", "group_size": 32},
         None,
     )
-    runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu"))
+    runtime = OrtCpuRuntime(OrtCpuConfig(name="ort_cpu", compact_weights=False))
     runtime.export(plan_model, {"pixels": torch.rand(2, 1, 8, 8)}, [], tmp_path / "m.onnx")
     graph = onnx.load(tmp_path / "m.onnx").graph
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    stored = []
+    for node in (n for n in graph.node if n.op_type == "MatMulNBits"):
+        b, scales, zero_bytes = (constants[name] for name in node.input[1:4])
+        n, blocks, _ = b.shape
+        codes = np.empty((n, blocks * 32), np.uint8)
+        codes[:, 0::2], codes[:, 1::2] = (b & 0x0F).reshape(n, -1), (b >> 4).reshape(n, -1)
+        zero_bytes = zero_bytes.reshape(n, -1)
+        zeros = np.array(
+            [
+                [(zero_bytes[r, g // 2] >> (4 * (g % 2))) & 0x0F for g in range(blocks)]
+                for r in range(n)
+            ]
+        )
+        stored.append((codes, scales.reshape(n, blocks), zeros))
     linears = [m for m in trained_digits.modules() if isinstance(m, torch.nn.Linear)]
-    expected = [pack_int4(round_to_nearest(m.weight, 4, 32, False), m.in_features) for m in linears]
-    # codes and scales as stored (the zero points may be stored compactly, decoded at load)
-    stored = [
-        (constants[n.input[1]], constants[n.input[2]])
-        for n in graph.node
-        if n.op_type == "MatMulNBits"
-    ]
-    assert len(stored) == len(expected) == 2
-    for packed in expected:
+    assert len(stored) == len(linears) == 2
+    for linear in linears:
+        rounded = round_to_nearest(linear.weight, 4, 32, False)
+        expected = (rounded.codes.numpy(), rounded.scales.numpy(), rounded.zeros.numpy())
         assert any(
-            np.array_equal(q.reshape(q.shape[0], -1), packed.qweight.numpy())
-            and np.array_equal(s, packed.scales.numpy().reshape(-1))
-            for q, s in stored
+            all(
+                a.shape == e.shape and np.array_equal(a, e)
+                for a, e in zip(grid, expected, strict=True)
+            )
+            for grid in stored
         )
 
 

@@ -21,6 +21,7 @@ DTYPES = [torch.float16, torch.bfloat16]
 # groups of every width, a prefill-sized tile
 SHAPES = [
     (1, 96, 256, 32),
+    (1, 96, 512, 128),  # the decode tile with block_k 128 and split-K
     (4, 64, 200, 64),
     (16, 80, 128, 16),
     (33, 64, 512, 128),
@@ -71,6 +72,7 @@ def test_int8_kernel_matches_its_reference(device, assert_close_at, dtype, rows,
 TILES = [  # every tile shape `choose_tiles` picks, with and without split-K
     TileConfig(16, 64, 32, 1, 4, 4),
     TileConfig(16, 64, 32, 4, 4, 4),
+    TileConfig(16, 64, 64, 2, 4, 4),
     TileConfig(64, 64, 64, 2, 4, 4),
     TileConfig(128, 128, 64, 1, 8, 3),
 ]
@@ -99,6 +101,23 @@ def test_decode_shapes_split_k_to_fill_the_device() -> None:
     tiles = triton_mm.choose_tiles(1, 8192, 8192, 128, h100)
     assert tiles.block_m == 16 and tiles.split_k == 4  # 128 output tiles × 4 ≥ 2 per SM
     assert triton_mm.choose_tiles(4096, 8192, 8192, 128, h100).split_k == 1
+    for m, n, k, group in [(1, 96, 200 + 56, 32), (1, 4096, 4096 + 128 * 3, 128), (8, 64, 96, 32)]:
+        picked = triton_mm.choose_tiles(m, n, k, group, h100)
+        assert (k // picked.block_k) % picked.split_k == 0 and group % picked.block_k == 0
+
+
+def test_a_tile_that_would_drop_part_of_k_or_mix_groups_is_refused(device) -> None:
+    packed = _int4(64, 256, 32, 4, False, _generator()[0])
+    x = torch.randn(1, 256).to(device, torch.float16)
+    weights = _on(packed, device, torch.float16)
+    for tiles, message in [
+        (TileConfig(16, 64, 32, 3, 4, 4), "does not divide the K blocks"),
+        (TileConfig(16, 64, 64, 1, 4, 4), "does not divide the group"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            triton_mm.int4_matmul(x, *weights, 32, tiles=tiles)
+    with pytest.raises(ValueError, match="fp16 or bf16"):
+        triton_mm.int4_matmul(x.float(), *weights, 32)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -115,3 +134,6 @@ def test_above_the_crossover_the_dequantized_weight_goes_to_the_gemm(
     assert_close_at(
         triton_mm.int4_matmul(x, *weights, 32), int4_matmul_reference(x, *weights, 32), dtype
     )
+    int8 = quantize_int8_per_channel(torch.randn(72, 200, generator=g))
+    weights = int8.qweight.to(device), int8.scales.to(device, dtype)
+    assert_close_at(triton_mm.int8_matmul(x, *weights), int8_matmul_reference(x, *weights), dtype)
