@@ -34,6 +34,17 @@ class StageContext:
     task: Any = None  # the Task: fine-tuning stages use its optional `loss`
     teacher: torch.nn.Module | None = None  # on `device`
     device: str = "cpu"
+    # Called by fine-tuning stages after each training step with the module in training; it
+    # may stop the trial early (raising StoppedEarly) when the quality it reads is too low.
+    after_step: Callable[[torch.nn.Module], None] | None = None
+
+
+class StoppedEarly(Exception):
+    """A fine-tuning trial stopped because its intermediate quality fell below the floor."""
+
+    def __init__(self, reason: str, reports: list[tuple[int, float]]) -> None:
+        super().__init__(reason)
+        self.reason, self.reports = reason, reports  # (step, quality) read so far
 
 
 def on_device(inputs: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:

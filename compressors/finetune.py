@@ -93,4 +93,6 @@ def finetune(
         with torch.no_grad():
             for parameter, mask in masks.items():
                 parameter.mul_(mask)
+        if ctx.after_step is not None:
+            ctx.after_step(module)
     module.eval().to("cpu")

@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   slimsweep run search.n_trials=12 search.parallelism=2
   slimsweep run sweep.name=nightly space.recipe.prune.sparsity.high=0.8
   slimsweep run --show-config                        print the composed config and exit
+  slimsweep space combined                           a search space as a tree, its size
   slimsweep pareto                                   the front of the last sweep
   slimsweep pareto nightly --sort size_bytes --json  a named sweep's front, for scripts
   slimsweep pick nightly --max-latency-ms 2 --min-accuracy 0.97 [--knee]
@@ -36,10 +37,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--quiet", action="store_true", help="print only failures and the final front (CI logs)"
     )
-    pareto = _reader(commands, "pareto", "print the Pareto front of a sweep", sweep="optional")
+    space = commands.add_parser(
+        "space", help="show a search space as a tree: conditions, distinct recipes, baseline"
+    )
+    space.add_argument("space", nargs="?", help="a space in conf/space (default: the config's)")
+    space.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. runtime=torch_cpu")
+    pareto = _reader(
+        commands, "pareto", "print the Pareto front of a sweep", sweep="optional", feasible=True
+    )
     pareto.add_argument("--sort", metavar="OBJECTIVE", help="best first by this objective")
     pareto.add_argument("--json", action="store_true", help="machine-readable output")
-    pick = _reader(commands, "pick", "choose one model off the front, within bounds; say why")
+    pick = _reader(
+        commands, "pick", "choose one model off the front, within bounds; say why", feasible=True
+    )
     pick.add_argument(
         "--min", action="append", default=[], metavar="METRIC=VALUE", help="a lower bound"
     )
@@ -60,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     register.add_argument("--name", help="registered model name (default: the sweep's)")
     register.add_argument("--alias", default="champion", help="alias to point at the version")
-    report = _reader(commands, "report", "write a one-page HTML report of a sweep")
+    report = _reader(commands, "report", "write a one-page HTML report of a sweep", feasible=True)
     report.add_argument(
         "--to", type=Path, help="HTML file (default: SWEEP-report.html in sweep.dir)"
     )
@@ -84,9 +94,16 @@ def _reader(
     *,
     sweep: str | None = "required",
     trial: bool = False,
+    feasible: bool = False,
 ) -> argparse.ArgumentParser:
     """A command that reads a sweep's stores: SWEEP [TRIAL] [overrides locating the stores]."""
     command = commands.add_parser(name, help=description)
+    if feasible:
+        command.add_argument(
+            "--feasible",
+            action="store_true",
+            help="the front of the models that keep the sweep's search.constraints",
+        )
     if sweep == "optional":
         command.add_argument("sweep", nargs="?", help="sweep name (default: the last one run)")
     elif sweep == "required":
@@ -127,6 +144,19 @@ def _run(args: argparse.Namespace) -> None:
     print(format_front(read_results(study)))
 
 
+def _space(args: argparse.Namespace) -> None:
+    from slimsweep.sweeps.config import load_settings
+    from slimsweep.sweeps.engine.warm_start import first_tries
+    from slimsweep.sweeps.readers.space_tree import describe_space
+
+    if args.space and "=" in args.space:
+        args.overrides.insert(0, args.space)
+        args.space = None
+    settings = load_settings([f"space={args.space}"] * bool(args.space) + args.overrides)
+    first = first_tries(settings.space) if settings.search.first_tries else []
+    print(describe_space(settings.space, settings.runtime.name, first))
+
+
 def _config(args: argparse.Namespace) -> dict:
     """The composed config of this command's overrides, composed once per command."""
     from slimsweep.sweeps.config import compose
@@ -153,6 +183,15 @@ def _results_of(args: argparse.Namespace):
     results = read_results(open_existing(storage, args.sweep))
     if not results.front:
         raise SweepError(f"sweep {results.name!r} has no completed trials yet")
+    if getattr(args, "feasible", False):
+        if not results.constraints:
+            raise SweepError(f"--feasible: sweep {results.name!r} ran without search.constraints")
+        if not results.feasible_front:
+            raise SweepError(
+                f"--feasible: no model of sweep {results.name!r} keeps its constraints "
+                f"({'; '.join(results.constraints)})"
+            )
+        results = results.feasible_only()
     return results
 
 
@@ -298,6 +337,7 @@ def _ui(args: argparse.Namespace) -> None:
 
 COMMANDS = {
     "run": _run,
+    "space": _space,
     "pareto": _pareto,
     "pick": _pick,
     "export": _export,

@@ -1,5 +1,6 @@
 """Compose the Hydra config and check all of it before anything launches."""
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class Settings:
             self.cluster.exclusive_latency,
             str(scratch) if scratch else "",
             gpu=self.cluster.gpus_per_trial > 0,
+            early_stop=self.search.early_stop,
         )
 
     def runtime_env(self) -> dict[str, Any] | None:
@@ -87,9 +89,17 @@ class Settings:
 
     def metric_names(self) -> list[str]:
         """Objective names as a user reads them: `quality` becomes the task's metric."""
+        return [self._metric(o.metric) for o in self.search.objectives]
+
+    def constraint_specs(self) -> list[dict[str, Any]]:
+        """The constraints as the study keeps them, `quality` named as the task's metric."""
         return [
-            self.quality_metric if o.metric == QUALITY else o.metric for o in self.search.objectives
+            {**dataclasses.asdict(c), "metric": self._metric(c.metric)}
+            for c in self.search.constraints
         ]
+
+    def _metric(self, name: str) -> str:
+        return self.quality_metric if name == QUALITY else name
 
 
 def compose(overrides: list[str]) -> dict[str, Any]:
@@ -189,6 +199,8 @@ def check_objectives(settings: Settings, quality_metrics: tuple[str, ...]) -> No
     names = settings.metric_names()
     for objective in settings.search.objectives:
         require_choice("search.objectives[].metric", objective.metric, recorded)
+    for constraint in settings.search.constraints:
+        require_choice("search.constraints[].metric", constraint.metric, recorded)
     if len(set(names)) != len(names):
         raise ConfigError(f"search.objectives names a metric twice: {names}")
 

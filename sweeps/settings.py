@@ -40,6 +40,46 @@ class Objective:
 
 
 @dataclass
+class Constraint:
+    """A bound a model must keep to be feasible: `metric` ≤ `max` or ≥ `min`, where with
+    `of_baseline` the bound is a fraction of the baseline's value (min: 0.99 on quality: at
+    most a 1 % drop)."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+    of_baseline: bool = False
+
+    def __post_init__(self) -> None:
+        bounds = [b for b in (self.max, self.min) if b is not None]
+        if len(bounds) != 1:
+            raise ConfigError(
+                f"search.constraints[{self.metric}] needs exactly one of max or min; "
+                f"got max={self.max!r} min={self.min!r}"
+            )
+        if isinstance(bounds[0], bool) or not isinstance(bounds[0], int | float):
+            raise ConfigError(f"search.constraints[{self.metric}]: {bounds[0]!r} is not a number")
+        require_choice(
+            f"search.constraints[{self.metric}].of_baseline", self.of_baseline, (True, False)
+        )
+
+
+@dataclass
+class EarlyStopSettings:
+    """Fine-tuning trials read their quality every `every` steps and stop below `floor` x
+    the baseline's (0: never)."""
+
+    floor: float = 0.0
+    every: int = 50
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.floor <= 1.0:
+            raise ConfigError(f"search.early_stop.floor={self.floor} must be between 0 and 1")
+        if self.every < 1:
+            raise ConfigError(f"search.early_stop.every={self.every} must be at least 1")
+
+
+@dataclass
 class SearchSettings:
     n_trials: int
     parallelism: int
@@ -47,6 +87,12 @@ class SearchSettings:
     objectives: list[Objective]
     # Latency numbers are comparable only on one hardware fingerprint; mixing needs consent.
     allow_mixed_hardware: bool = False
+    constraints: list[Constraint] = field(default_factory=list)
+    # Before the sampler proposes: the baseline, then the recipes users try first (fp16, INT8
+    # dynamic, INT8 static per channel) where the space and runtime can produce them.
+    first_tries: bool = True
+    seed_from: str | None = None  # a sweep in the same storage whose results start this one
+    early_stop: EarlyStopSettings = field(default_factory=EarlyStopSettings)
 
     def __post_init__(self) -> None:
         if self.n_trials < 1:

@@ -308,8 +308,6 @@ def _check_against_stage(
 
 
 def _check_enqueued(space: Space, where: str, entry: Any) -> dict[str, Any]:
-    import optuna
-
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must map slots to {{param: value}}")
     flat = {
@@ -317,6 +315,22 @@ def _check_enqueued(space: Space, where: str, entry: Any) -> dict[str, Any]:
         for slot, params in entry.items()
         for key, value in (params or {}).items()
     }
+    return check_params(space, where, flat)
+
+
+def produces(space: Space, params: dict[str, Any]) -> bool:
+    """Whether sampling the space can give exactly these parameters ("slot.key": value)."""
+    try:
+        check_params(space, "params", params)
+    except ConfigError:
+        return False
+    return True
+
+
+def check_params(space: Space, where: str, flat: dict[str, Any]) -> dict[str, Any]:
+    """`flat` ("slot.key": value), checked to be one complete draw of the space."""
+    import optuna
+
     searched = space.searched_params()
     for name, value in flat.items():
         if name not in searched:

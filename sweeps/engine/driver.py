@@ -24,6 +24,7 @@ from slimsweep.sweeps.engine.lease import DriverLease
 from slimsweep.sweeps.engine.quiet_phase import remeasure_front
 from slimsweep.sweeps.engine.ray_pool import Abandoned, RayPool
 from slimsweep.sweeps.engine.recording import Recorder
+from slimsweep.sweeps.engine.repeats import Repeats, recipe_key
 from slimsweep.sweeps.engine.study import (
     build_sampler,
     finished_count,
@@ -47,11 +48,14 @@ from slimsweep.sweeps.readers.descriptions import front_description, trial_descr
 from slimsweep.sweeps.readers.links import view_tags
 from slimsweep.sweeps.readers.plots import front_html, front_png
 from slimsweep.sweeps.results.keys import (
+    BASELINE_ATTR,
     BASELINE_SHA_ATTR,
     BASELINE_SHA_TAG,
     FAILURE_ATTR,
     FINISHED_ATTR,
     PENDING_RUN,
+    RECIPE_KEY_ATTR,
+    SEEDED_FROM_ATTR,
     SENT_RUNS_ATTR,
 )
 from slimsweep.sweeps.results.rows import read_results
@@ -67,7 +71,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
     failed is an error once it has ended."""
     progress = progress or LineProgress()
     _quiet_libraries()
-    sampler = build_sampler(settings.search.sampler)
+    build_sampler(settings.search.sampler)  # a wrong sampler is refused before Ray starts
     workdir = Path(settings.sweep.dir)
     scratch = Path(tempfile.gettempdir()) / f"slimsweep-{settings.sweep.name}-{os.getpid()}"
     try:
@@ -77,7 +81,7 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
                 progress.warning(f"took the sweep over from a driver that died ({lease.replaced})")
             # Ray starts (seconds) while the study and the tracking store are set up beside it
             with ThreadPoolExecutor(max_workers=1) as background:
-                opening = background.submit(_open, settings, sampler, progress)
+                opening = background.submit(_open, settings, progress)
                 pool = _pool(settings)
                 study, tracker, storage = opening.result()
             keepalive.storage = storage
@@ -180,7 +184,7 @@ class BaselineFailed(SweepError):
 
 
 def _open(
-    settings: Settings, sampler: optuna.samplers.BaseSampler, progress: LineProgress
+    settings: Settings, progress: LineProgress
 ) -> tuple[optuna.Study, Tracker, optuna.storages.RDBStorage]:
     """The study (and its storage) and the tracking store, ready: views described, trials a
     dead driver left running marked failed and queued again."""
@@ -189,7 +193,10 @@ def _open(
         heartbeat_s=settings.sweep.heartbeat_s,
         grace_s=settings.sweep.lease_s,
     )
-    study = open_study(settings, sampler, storage)
+    study = open_study(settings, storage)
+    if settings.search.seed_from:
+        seeded = sum(SEEDED_FROM_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False))
+        progress.message(f"{seeded} results taken from sweep {settings.search.seed_from!r}")
     study.set_user_attr(FINISHED_ATTR, False)  # until this driver reaches the end
     tracker = _tracker(settings, study)
     tracker.flush()  # what a driver spooled before it stopped, sent before anything else
@@ -236,31 +243,34 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
 
 
 def _run_trials(running: "_Running", remaining: int) -> None:
-    """Keep `search.parallelism` trials in flight until `remaining` have been launched and
-    every one of them is recorded; stop at once if the baseline fails."""
+    """Keep `search.parallelism` trials in flight until `remaining` have been asked and
+    every one of them is answered; stop at once if the baseline fails. A repeated recipe is
+    answered from the trial that computed it (or waits for the one computing it); with
+    constraints relative to the baseline, the baseline runs alone first."""
     settings, study, recorder = running.settings, running.study, running.recorder
     pool, keepalive = running.pool, running.keepalive
-    worker = settings.worker_spec(running.scratch)
-    cache_dir = str(Path(settings.sweep.cache_dir).resolve())
-    compute = settings.cluster.compute_options()
-    # With a hardware target, a trial compresses anywhere and is then measured on the target.
-    first = compress_trial if settings.cluster.measure_on else run_trial
-    launched = 0
-    while launched < remaining or len(pool):
-        while launched < remaining and len(pool) < settings.search.parallelism:
+    repeats = Repeats(study, settings.space)
+    asked = 0
+    while asked < remaining or len(pool):
+        while asked < remaining and len(pool) < _in_flight_limit(settings, study):
             keepalive.check()
             trial = study.ask()
+            asked += 1
             recipe = settings.space.sample(trial)
+            key = recipe_key(recipe)
+            trial.set_user_attr(RECIPE_KEY_ATTR, key)
+            original = repeats.answered_by(key)
+            if original is not None:
+                recorder.reuse(trial, original)
+                continue
             keepalive.running(trial)
-            run_id = recorder.start(trial, recipe)
-            request = TrialRequest(trial.number, recipe, worker, cache_dir, running.baseline)
-            pool.submit((trial, run_id, request), first, request, compute)
-            launched += 1
-        (trial, run_id, request), result, lost = pool.next_done(keepalive.lost)
+            if not repeats.wait_or_run(key, (trial, recipe)):
+                _launch(running, trial, recipe, key)
+        (trial, run_id, request, key), result, lost = pool.next_done(keepalive.lost)
         if isinstance(result, Compressed):
             measuring = MeasureRequest(request, result)
             pool.submit(
-                (trial, run_id, request), measure_trial, measuring, settings.measure_options()
+                (trial, run_id, request, key), measure_trial, measuring, settings.measure_options()
             )
             continue
         keepalive.check()  # a driver that lost the sweep tells Optuna and MLflow nothing
@@ -271,6 +281,44 @@ def _run_trials(running: "_Running", remaining: int) -> None:
                 f"the baseline (trial {trial.number}) failed: {reason}. Every trial is "
                 "compared with it, so the sweep stopped; fix it and run the same command again"
             )
+        told = study.get_trials(deepcopy=False)[trial.number]
+        computed = told if told.state == TrialState.COMPLETE else None
+        for waiter, waiter_recipe in repeats.done(key, computed):
+            if computed is not None:
+                recorder.reuse(waiter, computed)
+                keepalive.done(waiter)
+            elif not repeats.wait_or_run(key, (waiter, waiter_recipe)):
+                _launch(running, waiter, waiter_recipe, key)  # it failed: this one tries
+
+
+def _launch(running: "_Running", trial: optuna.Trial, recipe: list, key: str) -> None:
+    """Open the trial's run and send it to Ray: compressed and measured in one task, or
+    compressed anywhere and measured on the hardware target."""
+    settings = running.settings
+    run_id = running.recorder.start(trial, recipe)
+    worker = settings.worker_spec(running.scratch)
+    cache_dir = str(Path(settings.sweep.cache_dir).resolve())
+    request = TrialRequest(trial.number, recipe, worker, cache_dir, running.baseline)
+    first = compress_trial if settings.cluster.measure_on else run_trial
+    running.pool.submit(
+        (trial, run_id, request, key), first, request, settings.cluster.compute_options()
+    )
+
+
+def _in_flight_limit(settings: Settings, study: optuna.Study) -> int:
+    """`search.parallelism`; 1 until the baseline is done when a constraint is a fraction
+    of its figures (a trial told before it could not be held to them)."""
+    relative = any(c.of_baseline for c in settings.search.constraints)
+    if relative and not _baseline_done(study):
+        return 1
+    return settings.search.parallelism
+
+
+def _baseline_done(study: optuna.Study) -> bool:
+    return any(
+        t.user_attrs.get(BASELINE_ATTR)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    )
 
 
 def _ship_baseline(

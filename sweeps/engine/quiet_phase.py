@@ -28,7 +28,8 @@ def remeasure_front(
 ) -> str | None:
     """Re-measure the front if it has not been (or `again`); the reason if that failed."""
     results = read_results(study, quiet=False)
-    candidates = list(results.front)
+    candidates = list(results.front)  # and the front of the models that keep the constraints
+    candidates += [r for r in results.feasible_front if not results.on_front(r.trial)]
     if results.baseline is not None and not results.on_front(results.baseline.trial):
         candidates.append(results.baseline)  # measured beside the front: ratios compare alike
     done = study.user_attrs.get(QUIET_ATTR, {})

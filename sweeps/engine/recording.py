@@ -2,12 +2,14 @@
 artifact logged. A failure is recorded with its reason, and the sweep goes on."""
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.engine.bench import paired_estimate
 from slimsweep.sweeps.engine.trial import TrialResult
 from slimsweep.sweeps.errors import last_line
 from slimsweep.sweeps.progress import LineProgress
+from slimsweep.sweeps.results.feasibility import constrain
 from slimsweep.sweeps.results.keys import (
     ARTIFACT_ATTR,
     BASELINE_ATTR,
@@ -18,11 +20,15 @@ from slimsweep.sweeps.results.keys import (
     PHASES_ATTR,
     RECIPE_ATTR,
     REFERENCE_LATENCY_ATTR,
+    REUSED_BY_TAG,
+    REUSED_FROM_ATTR,
     RUN_ID_ATTR,
     SAVED_BYTES_PREFIX,
+    STOPPED_EARLY_ATTR,
+    STOPPED_EARLY_TAG,
     WARNINGS_TAG,
 )
-from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.rows import baseline_metrics, read_results
 from slimsweep.sweeps.results.tracking import Tracker
 from slimsweep.sweeps.space import RecipeStep, describe_recipe
 
@@ -48,6 +54,9 @@ class Recorder:
 
     def record(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> str | None:
         """Record the trial; returns why it failed (one line), or None."""
+        if result.stopped_early is not None:
+            self.stop_early(trial, run_id, result)
+            return None
         reason = result.error or self.hardware_refusal(result.hardware)
         if reason is not None:
             return self.fail(trial, run_id, reason)
@@ -104,6 +113,7 @@ class Recorder:
         trial.set_user_attr(ARTIFACT_ATTR, result.artifact_name)
         trial.set_user_attr(PHASES_ATTR, result.phases)
         trial.set_user_attr(NODES_ATTR, result.nodes)
+        self.constrain(trial, metrics)
         self.study.tell(trial, values)
         # The first recorded trial's baseline median scales every later trial's ratio, so that
         # all of the sweep's figures are on one scale.
@@ -112,6 +122,50 @@ class Recorder:
         results = read_results(self.study, quiet=False)
         self.progress.finished(trial.number, dict(zip(names, values, strict=True)), results)
         return None
+
+    def reuse(self, trial: optuna.Trial, original: FrozenTrial) -> None:
+        """A repeated recipe, answered from the trial that computed it: Optuna is told that
+        trial's values, nothing is compressed again, and its MLflow run is tagged with every
+        trial it answered."""
+        for attr in (RECIPE_ATTR, METRICS_ATTR, ARTIFACT_ATTR, RUN_ID_ATTR):
+            if attr in original.user_attrs:
+                trial.set_user_attr(attr, original.user_attrs[attr])
+        trial.set_user_attr(REUSED_FROM_ATTR, original.number)
+        answered = [
+            t.number
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get(REUSED_FROM_ATTR) == original.number
+        ]
+        run_id = original.user_attrs.get(RUN_ID_ATTR)
+        if run_id:
+            self.tracker.tag(run_id, REUSED_BY_TAG, ", ".join(map(str, sorted(answered))))
+        self.constrain(trial, original.user_attrs.get(METRICS_ATTR, {}))
+        self.study.tell(trial, original.values)
+        self.progress.message(
+            f"trial {trial.number} repeats the recipe of trial {original.number} "
+            f"({original.user_attrs.get(RECIPE_ATTR, '')}): answered from it, not run again"
+        )
+
+    def constrain(self, trial: optuna.Trial, metrics: dict[str, float]) -> None:
+        """The sweep's constraints on this trial, where samplers learn from them; those
+        relative to the baseline against its figures (its own, on the baseline)."""
+        baseline = metrics if trial.user_attrs.get(BASELINE_ATTR) else baseline_metrics(self.study)
+        constrain(trial, self.settings.constraint_specs(), metrics, baseline)
+
+    def stop_early(self, trial: optuna.Trial, run_id: str, result: TrialResult) -> None:
+        """A trial that fine-tuning stopped: PRUNED in Optuna with the reason and the
+        qualities it read (Optuna keeps no intermediate values for several objectives); its
+        MLflow run ends KILLED, tagged with the reason."""
+        reason = result.stopped_early or ""
+        readings = [[step, quality] for step, quality in result.reports]
+        trial.set_user_attr(STOPPED_EARLY_ATTR, {"reason": reason, "readings": readings})
+        self.tracker.tag(run_id, STOPPED_EARLY_TAG, reason)
+        read = ", ".join(f"step {step}: {quality:.4g}" for step, quality in readings)
+        self.tracker.fail_trial(
+            run_id, f"stopped early: {reason}\nquality read: {read}", status="KILLED"
+        )
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self.progress.message(f"trial {trial.number} stopped early: {reason}")
 
     def fail(self, trial: optuna.Trial, run_id: str, reason: str) -> str:
         self.tracker.fail_trial(run_id, reason)

@@ -9,15 +9,30 @@ import optuna
 from optuna.trial import TrialState
 
 from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.engine.warm_start import first_tries, seed_from
 from slimsweep.sweeps.errors import ConfigError, SweepError
-from slimsweep.sweeps.results.keys import LAST_RUN_AT_ATTR, REQUEUED_FROM_ATTR, SEARCHED_ATTR
+from slimsweep.sweeps.results.keys import (
+    CONSTRAINTS_ATTR,
+    LAST_RUN_AT_ATTR,
+    REQUEUED_FROM_ATTR,
+    RUNTIME_ATTR,
+    SEARCHED_ATTR,
+    SEEDED_FROM_ATTR,
+)
 
 
-def build_sampler(sampler_config: dict[str, Any]) -> optuna.samplers.BaseSampler:
+def build_sampler(
+    sampler_config: dict[str, Any], seed_offset: int = 0
+) -> optuna.samplers.BaseSampler:
+    """The configured sampler. A resumed sweep's sampler is seeded `seed_offset` (its trials
+    so far) further, so that it does not propose again what it proposed first."""
     from hydra.utils import instantiate
 
+    extra = {}
+    if seed_offset and sampler_config.get("seed") is not None:
+        extra["seed"] = sampler_config["seed"] + seed_offset
     try:
-        sampler = instantiate(sampler_config)
+        sampler = instantiate(sampler_config, **extra)
     except Exception as error:
         raise ConfigError(
             f"search.sampler: cannot build {sampler_config.get('_target_')!r}: {error}"
@@ -56,19 +71,22 @@ def open_storage(
     return optuna.storages.RDBStorage(url, **beat)
 
 
-def open_study(
-    settings: Settings, sampler: optuna.samplers.BaseSampler, storage: optuna.storages.BaseStorage
-) -> optuna.Study:
-    """Create the sweep's study, or load it to resume; objectives must not change midway."""
+def open_study(settings: Settings, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the sweep's study, or load it to resume; objectives must not change midway.
+    A new sweep queues its baseline, its space's `enqueue` and the first tries, after the
+    results it is seeded with; a resumed one gets its sampler seeded past its first draws."""
     directions = [o.direction for o in settings.search.objectives]
     names = settings.metric_names()
     study = optuna.create_study(
         study_name=settings.sweep.name,
         storage=storage,
-        sampler=sampler,
+        sampler=build_sampler(settings.search.sampler),
         directions=directions,
         load_if_exists=True,
     )
+    asked = len(study.get_trials(deepcopy=False))
+    if asked:
+        study.sampler = build_sampler(settings.search.sampler, seed_offset=asked)
     if study.metric_names is not None and list(study.metric_names) != names:
         raise SweepError(
             f"sweep {settings.sweep.name!r} was started with objectives {study.metric_names}; "
@@ -79,9 +97,18 @@ def open_study(
     study.set_metric_names(names)
     _check_same_space(study, settings)
     study.set_user_attr(LAST_RUN_AT_ATTR, datetime.now(UTC).isoformat())
+    study.set_user_attr(CONSTRAINTS_ATTR, settings.constraint_specs())
+    # what latencies depend on, for seeding another sweep (how long each is timed does not)
+    runtime = {k: v for k, v in settings.resolved["runtime"].items() if k != "latency"}
+    study.set_user_attr(RUNTIME_ATTR, runtime)
+    if settings.search.seed_from:
+        seed_from(
+            study, storage, settings.search.seed_from, settings.space, settings.constraint_specs()
+        )
     if settings.space.baseline is not None and not _done_or_queued(study, settings.space.baseline):
         _enqueue_baseline(study, settings.space.baseline)
-    for params in settings.space.enqueue:
+    first = first_tries(settings.space) if settings.search.first_tries else []
+    for params in [*settings.space.enqueue, *first]:
         study.enqueue_trial(params, skip_if_exists=True)
     return study
 
@@ -158,8 +185,10 @@ def _ask_again(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 def finished_count(study: optuna.Study) -> int:
     """Trials that count toward n_trials: an interrupted one is replaced by its re-run."""
     trials = study.get_trials(deepcopy=False)
-    done = sum(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
-    return done - sum(REQUEUED_FROM_ATTR in t.user_attrs for t in trials)
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    done = sum(t.state in ended for t in trials)
+    taken = sum(SEEDED_FROM_ATTR in t.user_attrs for t in trials)  # run by another sweep
+    return done - taken - sum(REQUEUED_FROM_ATTR in t.user_attrs for t in trials)
 
 
 def open_existing(storage: str, name: str | None) -> optuna.Study:

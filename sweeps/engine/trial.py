@@ -58,6 +58,8 @@ class TrialResult:
     input_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic in the artifact
     measured_as: dict[str, str] = field(default_factory=dict)  # the runtime's mode, precision...
     nodes: dict[str, str] = field(default_factory=dict)  # phase → the Ray node it ran on
+    stopped_early: str | None = None  # why fine-tuning stopped the trial (recorded PRUNED)
+    reports: list[tuple[int, float]] = field(default_factory=list)  # (step, quality) it read
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class _Prepared:
     splits: list[SplitSummary]
     artifacts: dict[str, _BaselineArtifact] = field(default_factory=dict)  # per runtime config
     teachers: dict[str, torch.nn.Module] = field(default_factory=dict)  # per device
+    qualities: dict[str, float] = field(default_factory=dict)  # the baseline's, per device
 
     def teacher_on(self, device: str) -> torch.nn.Module:
         """The baseline that fine-tuning distils from, on the device the stages compute on
@@ -110,6 +113,18 @@ class _Prepared:
         if device not in self.teachers:
             self.teachers[device] = copy.deepcopy(self.baseline).to(device)
         return self.teachers[device]
+
+    def early_stop(self, task: Any, spec: WorkerSpec, device: str) -> Any:
+        """The stages' `after_step` that stops a trial whose quality falls below the floor,
+        or None when the sweep never stops one early."""
+        from slimsweep.sweeps.engine.early_stop import EVAL_BATCHES, EarlyStop, quality_of
+
+        if not spec.early_stop.floor:
+            return None
+        if device not in self.qualities:  # the baseline read as the trials will be
+            batches = self.data.eval[:EVAL_BATCHES]
+            self.qualities[device] = quality_of(task, self.teacher_on(device), batches)
+        return EarlyStop(task, self.data.eval, self.qualities[device], spec.early_stop)
 
     def baseline_artifact(self, worker: Worker, spec: WorkerSpec) -> _BaselineArtifact:
         """The baseline exported by this runtime config, once per worker process."""
@@ -171,6 +186,10 @@ def _node() -> str:
 
 
 def _failure(number: int, error: Exception) -> TrialResult:
+    from slimsweep.compressors.base import StoppedEarly
+
+    if isinstance(error, StoppedEarly):
+        return TrialResult(number, stopped_early=error.reason, reports=error.reports)
     return TrialResult(number, error=with_cause(error, traceback.format_exc()))
 
 
@@ -227,7 +246,12 @@ def _compress(request: TrialRequest, worker: Worker) -> Compressed:
         model = CompressedModel(copy.deepcopy(prepared.baseline))
         device = compute_device(request.worker)
         context = StageContext(
-            prepared.data, request.number, task, prepared.teacher_on(device), device
+            prepared.data,
+            request.number,
+            task,
+            prepared.teacher_on(device),
+            device,
+            prepared.early_stop(task, request.worker, device),
         )
         path = Path(scratch) / worker.runtime.artifact_name
         # The bytes each stage saves, from real artifacts exported after each stage (the

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from slimsweep.sweeps.plugins import Plugins
-from slimsweep.sweeps.settings import RuntimeConfig
+from slimsweep.sweeps.settings import EarlyStopSettings, RuntimeConfig
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class WorkerSpec:
     exclusive_latency: bool = True
     scratch: str = ""  # where the worker's temporary files go; the driver removes it
     gpu: bool = False  # the trial asked Ray for a GPU (cluster.gpus_per_trial): stages use it
+    early_stop: EarlyStopSettings = field(default_factory=EarlyStopSettings)
 
     @property
     def task_json(self) -> str:

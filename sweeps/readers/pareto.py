@@ -30,9 +30,11 @@ def format_front(
     results: SweepResults, rows: list[TrialRow] | None = None, title: str | None = None
 ) -> str:
     rows = results.front if rows is None else rows
+    which = "Front of the feasible models" if results.showing_feasible else "Pareto front"
+    stopped = f", {results.stopped_early} stopped early" if results.stopped_early else ""
     heading = (
-        f"Pareto front of sweep {results.name!r}: {len(rows)} of {len(results.rows)} completed "
-        f"trials ({results.failed} failed)"
+        f"{which} of sweep {results.name!r}: {len(rows)} of {len(results.rows)} completed "
+        f"trials ({results.failed} failed{stopped})"
     )
     title = heading if title is None else title
     if not results.finished:
@@ -42,9 +44,16 @@ def format_front(
     reference = results.baseline
     if reference is not None:
         title += f"\nbaseline: trial {reference.trial}, {_summary(reference)}"
+    if results.constraints:
+        kept = sum(bool(r.feasible) for r in results.rows)
+        title += (
+            f"\nconstraints: {'; '.join(results.constraints)} ({kept} of {len(results.rows)} "
+            "completed trials keep them)"
+        )
     directions = results.objectives
     header = ["trial", "recipe"]
     header += [_column_title(n, up, rows[0].remeasured) for n, up in directions.items()]
+    header += ["feasible"] if results.constraints else []
     header.append("mlflow run")
     body = []
     for r in rows:
@@ -55,7 +64,8 @@ def format_front(
             + (" *" if n in results.latency_objectives and not r.remeasured else "")
             for n, up in directions.items()
         ]
-        body.append([str(r.trial), r.recipe, *cells, r.run_id])
+        feasible = ["yes" if r.feasible else "no"] if results.constraints else []
+        body.append([str(r.trial), r.recipe, *cells, *feasible, r.run_id])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()

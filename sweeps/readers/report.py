@@ -20,8 +20,9 @@ def report_html(results: SweepResults, config_yaml: str | None) -> str:
             f"<td>{row.values[n]:.6g}{in_brackets(compared.get(n), up)}</td>"
             for n, up in directions.items()
         )
+        kept = f"<td>{'yes' if row.feasible else 'no'}</td>" if results.constraints else ""
         front_rows.append(
-            f"<tr><td>{row.trial}</td><td>{html.escape(row.recipe)}</td>{cells}"
+            f"<tr><td>{row.trial}</td><td>{html.escape(row.recipe)}</td>{cells}{kept}"
             f"<td><code>{row.run_id}</code></td></tr>"
         )
     base = (
@@ -30,13 +31,15 @@ def report_html(results: SweepResults, config_yaml: str | None) -> str:
         if reference
         else "none in this sweep"
     )
+    feasible = "<th>feasible</th>" if results.constraints else ""
     body = f"""<h1>Sweep {html.escape(results.name)}</h1>
 <p>{len(results.rows)} completed trials, {results.failed} failed; {len(rows)} on the Pareto
 front. Measured on: {html.escape(results.hardware)}. Baseline: {base}.</p>
 {_caveats(results)}
 <h2>Front</h2>
 {front_svg(results)}
-<table id="front-table"><tr><th>trial</th><th>recipe</th>{header}<th>MLflow run</th></tr>
+{_constraints(results)}
+<table id="front-table"><tr><th>trial</th><th>recipe</th>{header}{feasible}<th>MLflow run</th></tr>
 {"".join(front_rows)}</table>
 <p>In brackets: the difference from the baseline for a maximized objective, the ratio
 (x better) for a minimized one.</p>
@@ -47,6 +50,17 @@ the baseline, not re-measured).</p>
 <h2>Config</h2>
 <pre>{html.escape(config_yaml or "(not recorded)")}</pre>"""
     return page(f"slimsweep report: {results.name}", body)
+
+
+def _constraints(results: SweepResults) -> str:
+    if not results.constraints:
+        return ""
+    kept = sum(bool(r.feasible) for r in results.rows)
+    which = "the feasible models' front" if results.showing_feasible else "the whole front"
+    return (
+        f"<p>Constraints: {html.escape('; '.join(results.constraints))}. {kept} of "
+        f"{len(results.rows)} completed trials keep them; the table shows {which}.</p>"
+    )
 
 
 def _caveats(results: SweepResults) -> str:

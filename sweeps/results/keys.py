@@ -20,7 +20,14 @@ NODES_ATTR = "nodes"  # phase → the Ray node it ran on (compress, measure)
 FAILURE_ATTR = "failure"  # the last line of a failed trial's traceback
 REQUEUED_FROM_ATTR = "requeued_from"  # an interrupted trial's number, on its re-run
 
+RECIPE_KEY_ATTR = "recipe_key"  # the recipe with its stages' defaults: equal keys, equal work
+REUSED_FROM_ATTR = "reused_from"  # a repeated recipe answered from this earlier trial
+SEEDED_FROM_ATTR = "seeded_from"  # {sweep, trial}: a result taken from another sweep
+STOPPED_EARLY_ATTR = "stopped_early"  # why a fine-tuning trial was stopped (PRUNED)
+
 # Optuna study attributes
+CONSTRAINTS_ATTR = "constraints"  # [{metric, max|min, of_baseline}], metric names resolved
+RUNTIME_ATTR = "runtime"  # the runtime config the sweep's latencies come from
 HARDWARE_ATTR = "hardware"  # the fingerprint every latency of the sweep comes from
 QUIET_ATTR = "quiet_latency"  # {trial number: latency metrics of the quiet phase}
 REFERENCE_LATENCY_ATTR = "latency_reference_ms"  # the baseline median latencies are scaled to
@@ -40,6 +47,8 @@ SHA256_TAG = "slimsweep.artifact_sha256"  # of the artifact that was measured
 HARDWARE_TAG = "slimsweep.hardware"
 LATENCY_SETUP_TAG = "slimsweep.latency_setup"  # how it was timed: mode, TF32, inputs' origin
 FAILURE_TAG = "slimsweep.failure"
+REUSED_BY_TAG = "slimsweep.reused_by"  # trials whose repeated recipe this run answered
+STOPPED_EARLY_TAG = "slimsweep.stopped_early"  # why fine-tuning stopped the trial (PRUNED)
 WARNINGS_TAG = "slimsweep.warnings"  # what a trial did that costs more than one might expect
 PARETO_TAG = "pareto"  # "true" | "false", once the sweep ends
 MODEL_ID_TAG = "slimsweep.model_id"  # the MLflow model the trial's artifact was logged as

@@ -9,9 +9,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimsweep.sweeps.errors import SweepError
+from slimsweep.sweeps.results.feasibility import describe, feasible
 from slimsweep.sweeps.results.keys import (
     ARTIFACT_ATTR,
     BASELINE_ATTR,
+    CONSTRAINTS_ATTR,
     FINISHED_ATTR,
     HARDWARE_ATTR,
     METRICS_ATTR,
@@ -19,7 +21,9 @@ from slimsweep.sweeps.results.keys import (
     QUIET_ATTR,
     QUIET_SUFFIX,
     RECIPE_ATTR,
+    REUSED_FROM_ATTR,
     RUN_ID_ATTR,
+    SEEDED_FROM_ATTR,
     SENT_RUNS_ATTR,
 )
 
@@ -39,6 +43,8 @@ class TrialRow:
     artifact: str = "model.onnx"  # file name of the artifact in its MLflow run
     baseline: bool = False  # the run of the space's baseline recipe
     remeasured: bool = False  # its latency comes from the quiet phase
+    feasible: bool | None = None  # keeps the sweep's constraints (None: it has none)
+    seeded_from: str = ""  # "sweep#trial" when the result was taken from another sweep
 
     def value(self, metric: str) -> float | None:
         """An objective's value, or any other recorded metric."""
@@ -56,6 +62,10 @@ class SweepResults:
     states: dict[int, str] = field(default_factory=dict)  # every trial's Optuna state
     hardware: str = "unknown"
     finished: bool = True  # a driver ran the sweep to its end (quiet phase included)
+    feasible_front: list[TrialRow] = field(default_factory=list)  # the same among feasible rows
+    constraints: list[str] = field(default_factory=list)  # as a user reads them
+    reused: dict[int, int] = field(default_factory=dict)  # repeat → the trial that answered it
+    showing_feasible: bool = False  # `front` is the feasible front
 
     @property
     def remeasured(self) -> bool:
@@ -71,11 +81,20 @@ class SweepResults:
     def failed(self) -> int:
         return sum(state == TrialState.FAIL.name for state in self.states.values())
 
+    @property
+    def stopped_early(self) -> int:
+        return sum(state == TrialState.PRUNED.name for state in self.states.values())
+
     def completed(self, number: int) -> TrialRow:
         """The completed trial `number`, or an error saying why it cannot be used."""
         if number not in self.states:
             last = max(self.states, default=-1)
             raise SweepError(f"sweep {self.name!r} has no trial {number} (it has 0-{last})")
+        if number in self.reused:
+            raise SweepError(
+                f"trial {number} of {self.name!r} repeated the recipe of trial "
+                f"{self.reused[number]}, which answered it: use trial {self.reused[number]}"
+            )
         row = next((r for r in self.rows if r.trial == number), None)
         if row is None:
             raise SweepError(
@@ -85,6 +104,11 @@ class SweepResults:
 
     def on_front(self, number: int) -> bool:
         return any(r.trial == number for r in self.front)
+
+    def feasible_only(self) -> "SweepResults":
+        """These results with the front of the models that keep the constraints as the
+        front, which every reader then shows."""
+        return replace(self, front=self.feasible_front, showing_feasible=True)
 
     def baseline_for(self, row: TrialRow) -> TrialRow | None:
         """The baseline measured the way `row` was (in the quiet phase, or in the sweep)."""
@@ -124,17 +148,20 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
     objectives = objectives_of(study)
     trials = study.get_trials(deepcopy=False)
     late = study.user_attrs.get(SENT_RUNS_ATTR, {})
-    rows = [_row(t, list(objectives), late) for t in trials if t.state == TrialState.COMPLETE]
-    remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
-    candidates = non_dominated(rows, objectives)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    reused = {t.number: t.user_attrs[REUSED_FROM_ATTR] for t in complete if _reused(t)}
+    rows = [_row(t, list(objectives), late) for t in complete if t.number not in reused]
     in_sweep = next((r for r in rows if r.baseline), None)
-    baseline = in_sweep
-    if candidates and all(str(r.trial) in remeasured for r in candidates):
-        candidates = non_dominated(
-            [_quiet(r, remeasured[str(r.trial)]) for r in candidates], objectives
-        )
-        if in_sweep is not None and str(in_sweep.trial) in remeasured:
-            baseline = _quiet(in_sweep, remeasured[str(in_sweep.trial)])
+    constraints = study.user_attrs.get(CONSTRAINTS_ATTR, [])
+    reference = in_sweep.metrics if in_sweep else None
+    rows = [replace(r, feasible=feasible(constraints, r.metrics, reference)) for r in rows]
+    remeasured = study.user_attrs.get(QUIET_ATTR, {}) if quiet else {}
+    front = _front(rows, objectives, remeasured)
+    baseline = in_sweep  # quiet only beside a quiet front: a ratio never mixes the two
+    quiet_front = bool(front) and all(r.remeasured for r in front)
+    if quiet_front and in_sweep is not None and str(in_sweep.trial) in remeasured:
+        baseline = _quiet(in_sweep, remeasured[str(in_sweep.trial)])
+    first = next(iter(objectives))
     results = SweepResults(
         name=study.study_name,
         objectives=objectives,
@@ -145,8 +172,38 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
         states={t.number: t.state.name for t in trials},
         hardware=str(study.user_attrs.get(HARDWARE_ATTR, "unknown")),
         finished=bool(study.user_attrs.get(FINISHED_ATTR, True)),
+        constraints=[describe(c) for c in constraints],
+        reused=reused,
     )
-    return replace(results, front=results.sorted_by(candidates, next(iter(objectives))))
+    kept = [r for r in rows if r.feasible is not False]
+    return replace(
+        results,
+        front=results.sorted_by(front, first),
+        feasible_front=results.sorted_by(_front(kept, objectives, remeasured), first),
+    )
+
+
+def baseline_metrics(study: optuna.Study) -> dict[str, float] | None:
+    """What the sweep's baseline trial measured, once it has completed."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get(BASELINE_ATTR):
+            return dict(trial.user_attrs.get(METRICS_ATTR, {}))
+    return None
+
+
+def _reused(trial: FrozenTrial) -> bool:
+    return REUSED_FROM_ATTR in trial.user_attrs
+
+
+def _front(
+    rows: list[TrialRow], objectives: dict[str, bool], remeasured: dict[str, Any]
+) -> list[TrialRow]:
+    """The non-dominated rows; taken again on quiet numbers once all of them have some."""
+    candidates = non_dominated(rows, objectives)
+    if candidates and all(str(r.trial) in remeasured for r in candidates):
+        quiet = [_quiet(r, remeasured[str(r.trial)]) for r in candidates]
+        candidates = non_dominated(quiet, objectives)
+    return candidates
 
 
 def _row(trial: FrozenTrial, names: list[str], late: dict[str, str]) -> TrialRow:
@@ -161,7 +218,12 @@ def _row(trial: FrozenTrial, names: list[str], late: dict[str, str]) -> TrialRow
         run_id=late.get(str(trial.number), run_id) if run_id.startswith(PENDING_RUN) else run_id,
         artifact=trial.user_attrs.get(ARTIFACT_ATTR, "model.onnx"),
         baseline=bool(trial.user_attrs.get(BASELINE_ATTR)),
+        seeded_from=_seeded(trial.user_attrs.get(SEEDED_FROM_ATTR)),
     )
+
+
+def _seeded(origin: dict[str, Any] | None) -> str:
+    return f"{origin['sweep']}#{origin['trial']}" if origin else ""
 
 
 def _quiet(row: TrialRow, quiet: dict[str, float]) -> TrialRow:

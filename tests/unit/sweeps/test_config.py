@@ -45,7 +45,7 @@ def test_overrides_reach_the_settings() -> None:
     [
         (
             "search.n_trail=3",
-            "unknown key 'search.n_trail'; allowed keys there: n_trials, parallelism",
+            "unknown key 'search.n_trail'; allowed keys there: sampler, n_trials, parallelism",
         ),
         ("+search.n_trail=3", "unknown key 'search.n_trail'; allowed keys: n_trials, parallelism"),
         ("colour=red", "unknown key 'colour'; allowed keys there: task, space"),

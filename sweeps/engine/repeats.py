@@ -1,0 +1,64 @@
+"""A recipe is computed once per sweep. A proposal whose resolved recipe (every stage's
+defaults filled in) equals a completed trial's is answered from that trial; one equal to a
+running trial's waits for it, and runs itself only if that trial fails. Task and runtime
+are the sweep's own, so the recipe alone tells two trials apart."""
+
+import dataclasses
+import json
+from collections import defaultdict
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from slimsweep.sweeps.results.keys import RECIPE_KEY_ATTR, REUSED_FROM_ATTR
+from slimsweep.sweeps.space import RecipeStep, Space
+
+
+def recipe_key(recipe: list[RecipeStep]) -> str:
+    """The recipe as its stages will run it: a value equal to a stage's default, or a slot
+    name, does not make two recipes different."""
+    from slimsweep.compressors import STAGES
+
+    steps = [
+        [step.stage, dataclasses.asdict(STAGES.get(step.stage).config_type(**step.params))]
+        for step in recipe
+    ]
+    return json.dumps(steps, sort_keys=True, default=str)
+
+
+class Repeats:
+    """The sweep's computed and running recipes, by key."""
+
+    def __init__(self, study: optuna.Study, space: Space) -> None:
+        self.computed: dict[str, FrozenTrial] = {}
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if REUSED_FROM_ATTR not in trial.user_attrs:
+                self.computed.setdefault(_key_of(trial, space), trial)
+        self.running: set[str] = set()
+        self.waiting: dict[str, list[Any]] = defaultdict(list)
+
+    def answered_by(self, key: str) -> FrozenTrial | None:
+        return self.computed.get(key)
+
+    def wait_or_run(self, key: str, waiter: Any) -> bool:
+        """True if the recipe is running already (`waiter` waits for it); else it is now."""
+        if key in self.running:
+            self.waiting[key].append(waiter)
+            return True
+        self.running.add(key)
+        return False
+
+    def done(self, key: str, trial: FrozenTrial | None) -> list[Any]:
+        """The recipe ended, computed by `trial` (None: it failed); the waiters it leaves."""
+        self.running.discard(key)
+        if trial is not None:
+            self.computed.setdefault(key, trial)
+        return self.waiting.pop(key, [])
+
+
+def _key_of(trial: FrozenTrial, space: Space) -> str:
+    """A trial's key: recorded when it was asked, or (an older sweep's) from its params."""
+    if RECIPE_KEY_ATTR in trial.user_attrs:
+        return trial.user_attrs[RECIPE_KEY_ATTR]
+    return recipe_key(space.sample(optuna.trial.FixedTrial(trial.params)))
