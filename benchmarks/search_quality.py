@@ -15,6 +15,8 @@ reference point (1.05, 1.05, 1.05).
 Usage:
   .venv/bin/python benchmarks/search_quality.py digits > benchmarks/search_quality_digits.md
   .venv/bin/python benchmarks/search_quality.py tabular > benchmarks/search_quality_tabular.md
+  .venv/bin/python benchmarks/search_quality.py digits --space combined \
+    > benchmarks/search_quality_digits_combined.md   (the widest recipe space; not yet run)
 """
 
 import argparse
@@ -133,11 +135,13 @@ def hypervolumes(points: list[list[float]], scale: list[float]) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("--space", default="digits", help="a space in conf/space")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))  # the tabular task's module
-    settings = load_settings(TASKS[args.task])
+    settings = load_settings([*TASKS[args.task], f"space={args.space}"])
+    label = args.task if args.space == "digits" else f"{args.task}_{args.space}"
     table = Table(
-        HERE / f"search_quality_{args.task}.json", settings, lambda s: print(s, file=sys.stderr)
+        HERE / f"search_quality_{label}.json", settings, lambda s: print(s, file=sys.stderr)
     )
     runs = {
         (name, seed): run_arm(name, make(seed), settings, table)
@@ -147,15 +151,16 @@ def main() -> None:
     finite = [v for v in table.rows.values() if np.isfinite(v[1])]
     scale = [max(v[1] for v in finite), max(v[2] for v in finite)]
     curves = {key: hypervolumes(run["points"], scale) for key, run in runs.items()}
-    _report(args.task, settings, table, runs, curves)
-    _plot(args.task, curves)
+    command = args.task + (f" --space {args.space}" if args.space != "digits" else "")
+    _report(label, command, settings, table, runs, curves)
+    _plot(label, curves)
 
 
-def _report(task: str, settings, table: Table, runs: dict, curves: dict) -> None:  # noqa: ANN001
+def _report(task: str, command: str, settings, table: Table, runs: dict, curves: dict) -> None:  # noqa: ANN001, E501
     arms = list(dict.fromkeys(name for name, _ in runs))
     print(f"# Search quality on {task} (space {settings.space.name}, runtime ort_cpu, 1 thread)\n")
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {fingerprint()}; run by "
-          f"`benchmarks/search_quality.py {task}`. {len(table.rows)} distinct recipes "
+          f"`benchmarks/search_quality.py {command}`. {len(table.rows)} distinct recipes "
           f"measured (table: `search_quality_{task}.json`).\n")  # fmt: skip
     print("Hypervolume (mean over seeds 0, 1, 2; min–max) after N trials:\n")
     print("| search | " + " | ".join(f"N={n}" for n in MARKS) + " | recipes computed twice |")

@@ -201,6 +201,11 @@ def check_objectives(settings: Settings, quality_metrics: tuple[str, ...]) -> No
         require_choice("search.objectives[].metric", objective.metric, recorded)
     for constraint in settings.search.constraints:
         require_choice("search.constraints[].metric", constraint.metric, recorded)
+        if constraint.of_baseline and settings.space.baseline is None:
+            raise ConfigError(
+                f"search.constraints[{constraint.metric}]: of_baseline needs the space's "
+                "baseline; this space has none"
+            )
     if len(set(names)) != len(names):
         raise ConfigError(f"search.objectives names a metric twice: {names}")
 

@@ -48,6 +48,13 @@ class LineProgress:
         self.failed_count += 1
         self.out(f"trial {number} failed: {reason}")
 
+    def settled(self, number: int, text: str) -> None:
+        """A trial ended without being measured: answered from an earlier one, or stopped
+        early. It counts as done."""
+        self.running.discard(number)
+        self.done += 1
+        self.message(text)
+
     def close(self) -> None:
         """Nothing to tear down for plain lines."""
 

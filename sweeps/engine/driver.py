@@ -24,7 +24,7 @@ from slimsweep.sweeps.engine.lease import DriverLease
 from slimsweep.sweeps.engine.quiet_phase import remeasure_front
 from slimsweep.sweeps.engine.ray_pool import Abandoned, RayPool
 from slimsweep.sweeps.engine.recording import Recorder
-from slimsweep.sweeps.engine.repeats import Repeats, recipe_key
+from slimsweep.sweeps.engine.repeats import ANSWERING, Repeats, recipe_key
 from slimsweep.sweeps.engine.study import (
     build_sampler,
     finished_count,
@@ -245,27 +245,38 @@ def remeasure_sweep(settings: Settings, progress: LineProgress) -> optuna.Study:
 def _run_trials(running: "_Running", remaining: int) -> None:
     """Keep `search.parallelism` trials in flight until `remaining` have been asked and
     every one of them is answered; stop at once if the baseline fails. A repeated recipe is
-    answered from the trial that computed it (or waits for the one computing it); with
-    constraints relative to the baseline, the baseline runs alone first."""
+    answered from the trial that computed it (or waits for the one computing it). With
+    constraints relative to the baseline, the baseline runs alone first: trials asked
+    before it completes are held until then."""
     settings, study, recorder = running.settings, running.study, running.recorder
     pool, keepalive = running.pool, running.keepalive
     repeats = Repeats(study, settings.space)
+    held: list[tuple[optuna.Trial, list, str]] = []
     asked = 0
-    while asked < remaining or len(pool):
-        while asked < remaining and len(pool) < _in_flight_limit(settings, study):
+    while asked < remaining or len(pool) or held:
+        while len(pool) < settings.search.parallelism:
             keepalive.check()
-            trial = study.ask()
-            asked += 1
-            recipe = settings.space.sample(trial)
-            key = recipe_key(recipe)
-            trial.set_user_attr(RECIPE_KEY_ATTR, key)
-            original = repeats.answered_by(key)
-            if original is not None:
-                recorder.reuse(trial, original)
-                continue
-            keepalive.running(trial)
-            if not repeats.wait_or_run(key, (trial, recipe)):
-                _launch(running, trial, recipe, key)
+            # (once nothing is in flight and nothing is left to ask, the baseline cannot come)
+            alone = _baseline_first(settings, study) and (len(pool) > 0 or asked < remaining)
+            if alone and len(pool):
+                break  # the baseline runs alone until it is done
+            if held and not alone:
+                trial, recipe, key = held.pop(0)
+            elif asked < remaining:
+                trial, asked = study.ask(), asked + 1
+                drawn = _drawn(running, trial)
+                if drawn is None:
+                    continue
+                recipe, key = drawn
+                if alone and trial.params != settings.space.baseline:
+                    keepalive.running(trial)
+                    held.append((trial, recipe, key))
+                    continue
+            else:
+                break
+            _answer_or_run(running, repeats, trial, recipe, key)
+        if not len(pool):
+            continue  # everything asked was answered, or is held for the baseline
         (trial, run_id, request, key), result, lost = pool.next_done(keepalive.lost)
         if isinstance(result, Compressed):
             measuring = MeasureRequest(request, result)
@@ -282,13 +293,41 @@ def _run_trials(running: "_Running", remaining: int) -> None:
                 "compared with it, so the sweep stopped; fix it and run the same command again"
             )
         told = study.get_trials(deepcopy=False)[trial.number]
-        computed = told if told.state == TrialState.COMPLETE else None
-        for waiter, waiter_recipe in repeats.done(key, computed):
-            if computed is not None:
-                recorder.reuse(waiter, computed)
+        answered = told if told.state in ANSWERING else None
+        for waiter, waiter_recipe in repeats.done(key, answered):
+            if answered is not None:
+                recorder.reuse(waiter, answered)
                 keepalive.done(waiter)
             elif not repeats.wait_or_run(key, (waiter, waiter_recipe)):
                 _launch(running, waiter, waiter_recipe, key)  # it failed: this one tries
+
+
+def _drawn(running: "_Running", trial: optuna.Trial) -> tuple[list, str] | None:
+    """The trial's recipe and its key; None when the draw is one its stages refuse (the
+    trial is recorded failed, with the reason, and the sweep goes on)."""
+    recipe = running.settings.space.sample(trial)
+    try:
+        key = recipe_key(recipe)
+    except (ValueError, TypeError) as error:
+        run_id = running.recorder.start(trial, recipe)
+        running.recorder.fail(trial, run_id, f"{type(error).__name__}: {error}")
+        return None
+    trial.set_user_attr(RECIPE_KEY_ATTR, key)
+    return recipe, key
+
+
+def _answer_or_run(
+    running: "_Running", repeats: Repeats, trial: optuna.Trial, recipe: list, key: str
+) -> None:
+    """Answer a repeated recipe from its trial, wait for one that is running, or run it."""
+    original = repeats.answered_by(key)
+    if original is not None:
+        running.recorder.reuse(trial, original)
+        running.keepalive.done(trial)
+        return
+    running.keepalive.running(trial)
+    if not repeats.wait_or_run(key, (trial, recipe)):
+        _launch(running, trial, recipe, key)
 
 
 def _launch(running: "_Running", trial: optuna.Trial, recipe: list, key: str) -> None:
@@ -305,13 +344,11 @@ def _launch(running: "_Running", trial: optuna.Trial, recipe: list, key: str) ->
     )
 
 
-def _in_flight_limit(settings: Settings, study: optuna.Study) -> int:
-    """`search.parallelism`; 1 until the baseline is done when a constraint is a fraction
-    of its figures (a trial told before it could not be held to them)."""
+def _baseline_first(settings: Settings, study: optuna.Study) -> bool:
+    """A constraint is a fraction of the baseline's figures and the baseline is not done:
+    a trial told before it could not be held to them."""
     relative = any(c.of_baseline for c in settings.search.constraints)
-    if relative and not _baseline_done(study):
-        return 1
-    return settings.search.parallelism
+    return relative and not _baseline_done(study)
 
 
 def _baseline_done(study: optuna.Study) -> bool:
@@ -400,8 +437,13 @@ def _finish(study: optuna.Study, tracker: Tracker, *, finished: bool) -> None:
         if results.front:
             front_png(results, plots[0])
             front_html(results, plots[1])
-        # a trial whose run the server never created (a lost spool) has no run to tag
-        rows = [r for r in results.rows if r.run_id and not r.run_id.startswith(PENDING_RUN)]
+        # a trial whose run the server never created (a lost spool) has no run to tag, and
+        # a result taken from another sweep keeps that sweep's tags
+        rows = [
+            r
+            for r in results.rows
+            if r.run_id and not r.run_id.startswith(PENDING_RUN) and not r.seeded_from
+        ]
         tracker.finish_sweep(
             {r.run_id: results.on_front(r.trial) for r in rows},
             {r.run_id: trial_description(results, results.completed(r.trial)) for r in rows},

@@ -54,8 +54,9 @@ def remeasure_front(
         failure = lost or result.error or recorder.hardware_refusal(result.hardware)
         if not failure:
             quiet = {str(t): stats.as_metrics(QUIET_SUFFIX) for t, stats in result.latency.items()}
-            for row in candidates:
-                tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
+            for row in candidates:  # (a result taken from another sweep: its run is theirs)
+                if not row.seeded_from:
+                    tracker.log_quiet_latency(row.run_id, quiet[str(row.trial)])
             study.set_user_attr(QUIET_ATTR, quiet)  # one phase: numbers comparable together
     except Exception as error:  # the stores or Ray: the sweep's results must still be shown
         failure = f"{type(error).__name__}: {error}"

@@ -24,6 +24,7 @@ from slimsweep.sweeps.results.keys import (
     REUSED_FROM_ATTR,
     RUN_ID_ATTR,
     SAVED_BYTES_PREFIX,
+    SEEDED_FROM_ATTR,
     STOPPED_EARLY_ATTR,
     STOPPED_EARLY_TAG,
     WARNINGS_TAG,
@@ -137,13 +138,19 @@ class Recorder:
             if t.user_attrs.get(REUSED_FROM_ATTR) == original.number
         ]
         run_id = original.user_attrs.get(RUN_ID_ATTR)
-        if run_id:
+        if run_id and SEEDED_FROM_ATTR not in original.user_attrs:  # not another sweep's run
             self.tracker.tag(run_id, REUSED_BY_TAG, ", ".join(map(str, sorted(answered))))
-        self.constrain(trial, original.user_attrs.get(METRICS_ATTR, {}))
-        self.study.tell(trial, original.values)
-        self.progress.message(
-            f"trial {trial.number} repeats the recipe of trial {original.number} "
-            f"({original.user_attrs.get(RECIPE_ATTR, '')}): answered from it, not run again"
+        recipe = original.user_attrs.get(RECIPE_ATTR, "")
+        if original.state == optuna.trial.TrialState.PRUNED:  # it would stop again
+            trial.set_user_attr(STOPPED_EARLY_ATTR, original.user_attrs.get(STOPPED_EARLY_ATTR))
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.constrain(trial, original.user_attrs.get(METRICS_ATTR, {}))
+            self.study.tell(trial, original.values)
+        self.progress.settled(
+            trial.number,
+            f"trial {trial.number} repeats the recipe of trial {original.number} ({recipe}): "
+            f"answered from it ({original.state.name}), not run again",
         )
 
     def constrain(self, trial: optuna.Trial, metrics: dict[str, float]) -> None:
@@ -165,7 +172,7 @@ class Recorder:
             run_id, f"stopped early: {reason}\nquality read: {read}", status="KILLED"
         )
         self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        self.progress.message(f"trial {trial.number} stopped early: {reason}")
+        self.progress.settled(trial.number, f"trial {trial.number} stopped early: {reason}")
 
     def fail(self, trial: optuna.Trial, run_id: str, reason: str) -> str:
         self.tracker.fail_trial(run_id, reason)

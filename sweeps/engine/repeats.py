@@ -14,6 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 from slimsweep.sweeps.results.keys import RECIPE_KEY_ATTR, REUSED_FROM_ATTR
 from slimsweep.sweeps.space import RecipeStep, Space
 
+ANSWERING = (TrialState.COMPLETE, TrialState.PRUNED)  # what a repeat is answered from
+
 
 def recipe_key(recipe: list[RecipeStep]) -> str:
     """The recipe as its stages will run it: a value equal to a stage's default, or a slot
@@ -31,8 +33,8 @@ class Repeats:
     """The sweep's computed and running recipes, by key."""
 
     def __init__(self, study: optuna.Study, space: Space) -> None:
-        self.computed: dict[str, FrozenTrial] = {}
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        self.computed: dict[str, FrozenTrial] = {}  # completed, or stopped early (PRUNED)
+        for trial in study.get_trials(deepcopy=False, states=ANSWERING):
             if REUSED_FROM_ATTR not in trial.user_attrs:
                 self.computed.setdefault(_key_of(trial, space), trial)
         self.running: set[str] = set()
@@ -50,7 +52,8 @@ class Repeats:
         return False
 
     def done(self, key: str, trial: FrozenTrial | None) -> list[Any]:
-        """The recipe ended, computed by `trial` (None: it failed); the waiters it leaves."""
+        """The recipe ended, computed or stopped early by `trial` (None: it failed, and may
+        succeed on another try); the waiters it leaves."""
         self.running.discard(key)
         if trial is not None:
             self.computed.setdefault(key, trial)
@@ -58,7 +61,11 @@ class Repeats:
 
 
 def _key_of(trial: FrozenTrial, space: Space) -> str:
-    """A trial's key: recorded when it was asked, or (an older sweep's) from its params."""
+    """A trial's key: recorded when it was asked, or (an older sweep's) from its params; a
+    trial this space can no longer draw (a changed space) is keyed apart from any other."""
     if RECIPE_KEY_ATTR in trial.user_attrs:
         return trial.user_attrs[RECIPE_KEY_ATTR]
-    return recipe_key(space.sample(optuna.trial.FixedTrial(trial.params)))
+    try:
+        return recipe_key(space.sample(optuna.trial.FixedTrial(trial.params)))
+    except (ValueError, TypeError):
+        return f"unreachable trial {trial.number}"

@@ -97,20 +97,35 @@ def open_study(settings: Settings, storage: optuna.storages.BaseStorage) -> optu
     study.set_metric_names(names)
     _check_same_space(study, settings)
     study.set_user_attr(LAST_RUN_AT_ATTR, datetime.now(UTC).isoformat())
-    study.set_user_attr(CONSTRAINTS_ATTR, settings.constraint_specs())
+    _require_same_constraints(study, settings)
     # what latencies depend on, for seeding another sweep (how long each is timed does not)
     runtime = {k: v for k, v in settings.resolved["runtime"].items() if k != "latency"}
     study.set_user_attr(RUNTIME_ATTR, runtime)
     if settings.search.seed_from:
-        seed_from(
-            study, storage, settings.search.seed_from, settings.space, settings.constraint_specs()
-        )
+        seed_from(study, storage, settings)
     if settings.space.baseline is not None and not _done_or_queued(study, settings.space.baseline):
         _enqueue_baseline(study, settings.space.baseline)
-    first = first_tries(settings.space) if settings.search.first_tries else []
-    for params in [*settings.space.enqueue, *first]:
+    for params in settings.space.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
+    if settings.search.first_tries:  # as many as the trials left to run have room for
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        room = settings.search.n_trials - finished_count(study) - waiting
+        for params in first_tries(settings.space)[: max(room, 0)]:
+            study.enqueue_trial(params, skip_if_exists=True)
     return study
+
+
+def _require_same_constraints(study: optuna.Study, settings: Settings) -> None:
+    """Each told trial keeps the constraint values it was told with: a resumed sweep keeps
+    its constraints (samplers refuse trials with different sets of them)."""
+    before = study.user_attrs.get(CONSTRAINTS_ATTR)
+    now = settings.constraint_specs()
+    if before is not None and before != now and study.get_trials(deepcopy=False):
+        raise SweepError(
+            f"sweep {settings.sweep.name!r} was started with search.constraints {before}; "
+            f"this config asks for {now}. Use another sweep.name."
+        )
+    study.set_user_attr(CONSTRAINTS_ATTR, now)
 
 
 def _check_same_space(study: optuna.Study, settings: Settings) -> None:

@@ -5,15 +5,24 @@ them again."""
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.engine.hardware import fingerprint
+from slimsweep.sweeps.engine.repeats import recipe_key
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.results.feasibility import constrain
 from slimsweep.sweeps.results.keys import (
+    ARTIFACT_ATTR,
+    BASELINE_ATTR,
+    BASELINE_SHA_ATTR,
     HARDWARE_ATTR,
     METRICS_ATTR,
+    RECIPE_ATTR,
+    RECIPE_KEY_ATTR,
     REFERENCE_LATENCY_ATTR,
     REUSED_FROM_ATTR,
+    RUN_ID_ATTR,
     RUNTIME_ATTR,
     SEARCHED_ATTR,
     SEEDED_FROM_ATTR,
@@ -52,53 +61,84 @@ def first_tries(space: Space) -> list[dict[str, Any]]:
     return tries
 
 
-def seed_from(
-    study: optuna.Study,
-    storage: optuna.storages.BaseStorage,
-    source_name: str,
-    space: Space,
-    constraints: list[dict[str, Any]],
-) -> int:
-    """Copy the completed trials of sweep `source_name` (same storage, task and runtime) that
-    this space can produce into a study that has no trials yet, held to this sweep's
-    `constraints`; returns how many."""
+# What a seeded trial keeps of the source's: its recipe and what it measured, its run (to
+# link to, never to write to) and whether it was the baseline. Nothing about how the source
+# sweep ran it (requeues, repeats) comes along.
+KEPT_ATTRS = (RECIPE_ATTR, RECIPE_KEY_ATTR, METRICS_ATTR, ARTIFACT_ATTR, RUN_ID_ATTR, BASELINE_ATTR)
+
+
+def seed_from(study: optuna.Study, storage: optuna.storages.BaseStorage, settings: Settings) -> int:
+    """Copy the completed trials of sweep `search.seed_from` (same storage, task and
+    runtime) that this space produces as the same recipes into a study that has no trials
+    of its own yet, told with this sweep's objectives and held to its constraints; returns
+    how many. A copy cut short goes on where it stopped."""
+    source_name = settings.search.seed_from
+    where = f"search.seed_from={source_name}"
+    already = {
+        t.user_attrs[SEEDED_FROM_ATTR]["trial"]
+        for t in study.get_trials(deepcopy=False)
+        if SEEDED_FROM_ATTR in t.user_attrs
+    }
     if study.user_attrs.get(SEEDED_SWEEP_ATTR) == source_name:
         return 0  # seeded when the sweep started
-    if study.get_trials(deepcopy=False):
-        raise SweepError(
-            f"search.seed_from={source_name}: sweep {study.study_name!r} already has trials; "
-            "a sweep is seeded only when it starts"
-        )
+    if len(already) != len(study.get_trials(deepcopy=False)):
+        raise SweepError(f"{where}: sweep {study.study_name!r} already ran trials of its own")
     try:
         source = optuna.load_study(study_name=source_name, storage=storage)
     except KeyError:
-        raise SweepError(f"search.seed_from={source_name}: no such sweep in this storage") from None
+        raise SweepError(f"{where}: no such sweep in this storage") from None
+    _require_comparable(source, study, settings, where)
+    baseline = baseline_metrics(source)
+    names, constraints, copied = settings.metric_names(), settings.constraint_specs(), 0
+    for trial in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        metrics = trial.user_attrs.get(METRICS_ATTR, {})
+        if trial.number in already or not _same_recipe(trial, settings.space):
+            continue
+        if REUSED_FROM_ATTR in trial.user_attrs or any(n not in metrics for n in names):
+            continue
+        study.enqueue_trial(trial.params)  # asked and told here: Optuna's own bookkeeping
+        seeded = study.ask()
+        settings.space.sample(seeded)
+        for key in KEPT_ATTRS:
+            if key in trial.user_attrs:
+                seeded.set_user_attr(key, trial.user_attrs[key])
+        seeded.set_user_attr(SEEDED_FROM_ATTR, {"sweep": source_name, "trial": trial.number})
+        constrain(seeded, constraints, metrics, baseline)
+        study.tell(seeded, [metrics[name] for name in names])
+        copied += 1
+    # latencies on the source's scale and hardware; its baseline file, to compare with ours
+    for attr in (REFERENCE_LATENCY_ATTR, HARDWARE_ATTR, BASELINE_SHA_ATTR):
+        if attr in source.user_attrs:
+            study.set_user_attr(attr, source.user_attrs[attr])
+    study.set_user_attr(SEEDED_SWEEP_ATTR, source_name)
+    return copied
+
+
+def _require_comparable(
+    source: optuna.Study, study: optuna.Study, settings: Settings, where: str
+) -> None:
+    """Same task, runtime and (on this machine) hardware: else its numbers would not compare."""
     for attr, what in ((RUNTIME_ATTR, "runtime"), (SEARCHED_ATTR, "task")):
         theirs, ours = source.user_attrs.get(attr), study.user_attrs.get(attr)
         if attr == SEARCHED_ATTR:
             theirs, ours = (theirs or {}).get("task"), (ours or {}).get("task")
         if theirs != ours:
             raise SweepError(
-                f"search.seed_from={source_name}: that sweep ran another {what}; its results "
-                "would not compare with this one's"
+                f"{where}: that sweep ran another {what}; its results would not compare with "
+                "this one's"
             )
-    baseline = baseline_metrics(source)
-    copied = 0
-    for trial in source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if REUSED_FROM_ATTR in trial.user_attrs or not produces(space, trial.params):
-            continue
-        study.enqueue_trial(trial.params)  # asked and told here: Optuna's own bookkeeping
-        seeded = study.ask()
-        space.sample(seeded)
-        origin = {"sweep": source_name, "trial": trial.number}
-        for key, value in {**trial.user_attrs, SEEDED_FROM_ATTR: origin}.items():
-            seeded.set_user_attr(key, value)
-        metrics = trial.user_attrs.get(METRICS_ATTR, {})
-        constrain(seeded, constraints, metrics, baseline)
-        study.tell(seeded, trial.values)
-        copied += 1
-    for attr in (REFERENCE_LATENCY_ATTR, HARDWARE_ATTR):  # latencies on the source's scale
-        if attr in source.user_attrs:
-            study.set_user_attr(attr, source.user_attrs[attr])
-    study.set_user_attr(SEEDED_SWEEP_ATTR, source_name)
-    return copied
+    measured_on = source.user_attrs.get(HARDWARE_ATTR)
+    local = settings.cluster.address is None and not settings.cluster.measure_on
+    if local and measured_on and measured_on != fingerprint():
+        raise SweepError(
+            f"{where}: that sweep's latencies come from {measured_on!r}, this machine is "
+            f"{fingerprint()!r}; they would not share one objective"
+        )
+
+
+def _same_recipe(trial: FrozenTrial, space: Space) -> bool:
+    """This space draws the trial's params, as the same recipe (its fixed values may differ)."""
+    if not produces(space, trial.params):
+        return False
+    recipe = space.sample(optuna.trial.FixedTrial(trial.params))
+    return trial.user_attrs.get(RECIPE_KEY_ATTR, recipe_key(recipe)) == recipe_key(recipe)

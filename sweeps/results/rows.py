@@ -175,11 +175,23 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
         constraints=[describe(c) for c in constraints],
         reused=reused,
     )
-    kept = [r for r in rows if r.feasible is not False]
+    # rows shown with quiet numbers are judged on those numbers (against the baseline
+    # measured the same way)
+    quiet_reference = baseline.metrics if baseline is not None else None
+
+    def judged(shown: list[TrialRow]) -> list[TrialRow]:
+        return [
+            replace(r, feasible=feasible(constraints, r.metrics, quiet_reference))
+            if r.remeasured
+            else r
+            for r in shown
+        ]
+
+    kept = _front([r for r in rows if r.feasible is not False], objectives, remeasured)
     return replace(
         results,
-        front=results.sorted_by(front, first),
-        feasible_front=results.sorted_by(_front(kept, objectives, remeasured), first),
+        front=results.sorted_by(judged(front), first),
+        feasible_front=results.sorted_by([r for r in judged(kept) if r.feasible], first),
     )
 
 
