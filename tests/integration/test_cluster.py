@@ -130,8 +130,13 @@ KILLED_SWEEP = [
     "runtime.latency.quiet_rounds=0",
     "plugins=[slow_stage]",
     "space.recipe.prune.stage.choices=[none, slow]",
+    # three different slow recipes (a repeated one would be answered, not run again)
+    "+space.recipe.prune.seconds={choices: [4.0, 4.5, 5.0], when: {stage: slow}}",
     "space.enqueue=["
-    + ", ".join(["{prune: {stage: slow}, quantize: {precision: fp32}}"] * 3)
+    + ", ".join(
+        f"{{prune: {{stage: slow, seconds: {s}}}, quantize: {{precision: fp32}}}}"
+        for s in (4.0, 4.5, 5.0)
+    )
     + "]",
 ]
 

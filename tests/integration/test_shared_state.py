@@ -106,7 +106,11 @@ def _args(
         "runtime.latency.quiet_rounds=1",
         "plugins=[pausing_stage]",
         "space.recipe.prune.stage.choices=[pause]",
-        "space.baseline={prune: {stage: pause}, quantize: {precision: fp32}}",
+        # a pause drawn from a range: no two trials repeat a recipe (a repeat is answered at
+        # once, and this sweep must still be running when the test acts)
+        "+space.recipe.prune.seconds={low: 2.0, high: 3.0}",
+        "~space.baseline",
+        "+space.baseline={prune: {stage: pause, seconds: 2.0}, quantize: {precision: fp32}}",
     ]
 
 
@@ -215,13 +219,23 @@ def test_one_driver_an_absent_server_and_a_killed_driver_lose_nothing(
     runs = client.search_runs([experiment.experiment_id], "tags.`slimsweep.role` = 'trial'")
     numbers = [int(run.data.tags["slimsweep.trial"]) for run in runs]
     assert len(numbers) == len(set(numbers))  # no trial logged twice
-    # every trial has its run (the killed one may have died before its run was opened)
-    assert {t.number for t in trials} - set(numbers) <= set(killed)
+    # every trial that ran has its run (the killed one may have died before its run was
+    # opened); a repeated recipe answered from an earlier trial links that trial's run
+    ran = [t for t in trials if "reused_from" not in t.user_attrs]
+    assert {t.number for t in ran} - set(numbers) <= set(killed)
     by_number = {int(r.data.tags["slimsweep.trial"]): r for r in runs}
+    for trial in trials:
+        if "reused_from" in trial.user_attrs:
+            original = by_number[trial.user_attrs["reused_from"]]
+            run_id = trial.user_attrs["mlflow_run_id"]
+            if run_id.startswith("spooled:"):  # the original's run was opened late
+                late = study.user_attrs["mlflow_runs_sent_late"]
+                run_id = late[str(trial.user_attrs["reused_from"])]
+            assert run_id == original.info.run_id
     from slimsweep.sweeps.results.rows import read_results
 
     linked = {row.trial: row.run_id for row in read_results(study).rows}
-    for trial in trials:
+    for trial in ran:
         run = by_number.get(trial.number)
         if trial.state == TrialState.COMPLETE:
             assert run.info.status == "FINISHED" and linked[trial.number] == run.info.run_id
