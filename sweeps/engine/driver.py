@@ -3,6 +3,7 @@ measured, then runs the quiet phase and tags the front. It alone opens the study
 tracking store; workers only return what they measured."""
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -42,13 +43,13 @@ from slimsweep.sweeps.engine.trial import (
     measure_trial,
     run_trial,
 )
+from slimsweep.sweeps.engine.worker import WorkerSpec
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.readers.descriptions import front_description, trial_description
 from slimsweep.sweeps.readers.links import view_tags
 from slimsweep.sweeps.readers.plots import front_html, front_png
 from slimsweep.sweeps.results.keys import (
-    BASELINE_ATTR,
     BASELINE_SHA_ATTR,
     BASELINE_SHA_TAG,
     FAILURE_ATTR,
@@ -58,7 +59,7 @@ from slimsweep.sweeps.results.keys import (
     SEEDED_FROM_ATTR,
     SENT_RUNS_ATTR,
 )
-from slimsweep.sweeps.results.rows import read_results
+from slimsweep.sweeps.results.rows import baseline_metrics, read_results
 from slimsweep.sweeps.results.spool import SpoolingTracker
 from slimsweep.sweeps.results.tracking import Tracker
 
@@ -120,6 +121,15 @@ class _Running:
     scratch: Path
     keepalive: Keepalive
     baseline: ShippedBaseline
+
+    @functools.cached_property
+    def worker(self) -> WorkerSpec:
+        """What every trial's worker sets up: built once, not per trial."""
+        return self.settings.worker_spec(self.scratch)
+
+    @functools.cached_property
+    def cache_dir(self) -> str:
+        return str(Path(self.settings.sweep.cache_dir).resolve())
 
 
 def _run_or_stop(running: "_Running", remaining: int) -> None:
@@ -253,11 +263,14 @@ def _run_trials(running: "_Running", remaining: int) -> None:
     repeats = Repeats(study, settings.space)
     held: list[tuple[optuna.Trial, list, str]] = []
     asked = 0
+    # only a constraint relative to the baseline waits for it; once done, it stays done
+    baseline_pending = any(c.of_baseline for c in settings.search.constraints)
     while asked < remaining or len(pool) or held:
         while len(pool) < settings.search.parallelism:
             keepalive.check()
+            baseline_pending = baseline_pending and baseline_metrics(study) is None
             # (once nothing is in flight and nothing is left to ask, the baseline cannot come)
-            alone = _baseline_first(settings, study) and (len(pool) > 0 or asked < remaining)
+            alone = baseline_pending and (len(pool) > 0 or asked < remaining)
             if alone and len(pool):
                 break  # the baseline runs alone until it is done
             if held and not alone:
@@ -335,26 +348,12 @@ def _launch(running: "_Running", trial: optuna.Trial, recipe: list, key: str) ->
     compressed anywhere and measured on the hardware target."""
     settings = running.settings
     run_id = running.recorder.start(trial, recipe)
-    worker = settings.worker_spec(running.scratch)
-    cache_dir = str(Path(settings.sweep.cache_dir).resolve())
-    request = TrialRequest(trial.number, recipe, worker, cache_dir, running.baseline)
+    request = TrialRequest(
+        trial.number, recipe, running.worker, running.cache_dir, running.baseline
+    )
     first = compress_trial if settings.cluster.measure_on else run_trial
     running.pool.submit(
         (trial, run_id, request, key), first, request, settings.cluster.compute_options()
-    )
-
-
-def _baseline_first(settings: Settings, study: optuna.Study) -> bool:
-    """A constraint is a fraction of the baseline's figures and the baseline is not done:
-    a trial told before it could not be held to them."""
-    relative = any(c.of_baseline for c in settings.search.constraints)
-    return relative and not _baseline_done(study)
-
-
-def _baseline_done(study: optuna.Study) -> bool:
-    return any(
-        t.user_attrs.get(BASELINE_ATTR)
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     )
 
 

@@ -149,7 +149,11 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
     trials = study.get_trials(deepcopy=False)
     late = study.user_attrs.get(SENT_RUNS_ATTR, {})
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    reused = {t.number: t.user_attrs[REUSED_FROM_ATTR] for t in complete if _reused(t)}
+    reused = {
+        t.number: t.user_attrs[REUSED_FROM_ATTR]
+        for t in complete
+        if REUSED_FROM_ATTR in t.user_attrs
+    }
     rows = [_row(t, list(objectives), late) for t in complete if t.number not in reused]
     in_sweep = next((r for r in rows if r.baseline), None)
     constraints = study.user_attrs.get(CONSTRAINTS_ATTR, [])
@@ -201,10 +205,6 @@ def baseline_metrics(study: optuna.Study) -> dict[str, float] | None:
         if trial.user_attrs.get(BASELINE_ATTR):
             return dict(trial.user_attrs.get(METRICS_ATTR, {}))
     return None
-
-
-def _reused(trial: FrozenTrial) -> bool:
-    return REUSED_FROM_ATTR in trial.user_attrs
 
 
 def _front(
