@@ -49,9 +49,11 @@ def finetune(
     config: TrainConfig,
     extra_loss: FeatureLoss | None = None,
     extra_parameters: list[torch.nn.Parameter] | None = None,
+    keep_zeros: bool = True,
 ) -> None:
     """Train `module` in place for `config.steps` batches of the train split, on
-    `ctx.device` (the module comes back on the CPU).
+    `ctx.device` (the module comes back on the CPU). With `keep_zeros`, weights that are
+    zero (pruned) stay zero.
 
     A task may define `loss(outputs, targets)` (hard labels) and
     `distillation_loss(student, teacher, temperature)` (default: soft targets on logits).
@@ -70,7 +72,11 @@ def finetune(
         raise ValueError("fine-tuning needs the task's train split; it is empty")
     torch.manual_seed(ctx.seed)
     module.to(ctx.device)
-    masks = {p: p != 0 for p in module.parameters() if p.dim() > 1 and bool((p == 0).any())}
+    masks = {
+        p: p != 0
+        for p in module.parameters()
+        if keep_zeros and p.dim() > 1 and bool((p == 0).any())
+    }
     parameters = [*module.parameters(), *(extra_parameters or [])]
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
     module.train()

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from slimsweep.sweeps.engine.worker import WorkerSpec
 
 SECTIONS = ("sweep", "search", "cluster", "tracking", "runtime", "task", "space", "plugins")
+# Filled by `compose`, not written by users: each runtime a space's `runtime` choice lists,
+# composed as `runtime=<name>` would compose it.
+RUNTIME_CHOICES = "runtime_choices"
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,21 @@ class Settings:
     search: SearchSettings
     cluster: ClusterSettings
     tracking: TrackingSettings
-    runtime: RuntimeConfig
+    runtime: RuntimeConfig  # the sweep's: its baseline is what every latency is paired with
     task: dict[str, Any]
     space: Space
     plugins: Plugins
     quality_metric: str  # the task's name for its metric, e.g. "accuracy"
     resolved: dict[str, Any]  # the whole config as composed, logged with every run
+    runtimes: dict[str, RuntimeConfig] = dataclasses.field(default_factory=dict)  # choices
+
+    def trial_spec(self, spec: "WorkerSpec", params: dict[str, Any]) -> "WorkerSpec":
+        """The worker spec of one draw: the runtime it chose, its latency paired with the
+        sweep runtime's baseline (so that every latency compares on the same target)."""
+        chosen = self.space.runtime_of(params)
+        if chosen is None or chosen == self.runtime.name:
+            return spec
+        return dataclasses.replace(spec, runtime=self.runtimes[chosen], reference=self.runtime)
 
     def worker_spec(self, scratch: Path | None = None) -> "WorkerSpec":
         """What every worker of this sweep sets up: task, runtime, plugins, the node lock, and
@@ -102,7 +114,7 @@ class Settings:
         return self.quality_metric if name == QUALITY else name
 
 
-def compose(overrides: list[str]) -> dict[str, Any]:
+def compose(overrides: list[str], runtime_choices: bool = True) -> dict[str, Any]:
     """The config from conf/ plus Hydra overrides, resolved, with `sweep.dir` made absolute."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
@@ -121,9 +133,26 @@ def compose(overrides: list[str]) -> dict[str, Any]:
             return compose(as_fields)
         raise ConfigError(_explain(str(error), overrides)) from None
     for key in resolved:
-        if key not in SECTIONS:
+        if key not in (*SECTIONS, RUNTIME_CHOICES):
             raise ConfigError(f"unknown key {key!r}; allowed top-level keys: {', '.join(SECTIONS)}")
+    choices = (resolved["space"].get("runtime") or {}).get("choices") or []
+    if runtime_choices and isinstance(choices, list) and choices:
+        # the sweep's own runtime keeps its overrides; the others are composed as named
+        others = [o for o in overrides if not o.lstrip("+~").startswith("runtime")]
+        resolved[RUNTIME_CHOICES] = {
+            name: resolved["runtime"]
+            if name == resolved["runtime"].get("name")
+            else _composed_runtime(others, name)
+            for name in choices
+        }
     return resolved
+
+
+def _composed_runtime(overrides: list[str], name: str) -> dict[str, Any]:
+    try:
+        return compose([*overrides, f"runtime={name}"], runtime_choices=False)["runtime"]
+    except ConfigError as error:
+        raise ConfigError(f"space.runtime.choices: {name}: {error}") from None
 
 
 def load_settings(overrides: list[str]) -> Settings:
@@ -144,13 +173,19 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
     stage_configs = {name: STAGES.get(name).config_type for name in STAGES}
     cluster = typed(ClusterSettings, resolved["cluster"], "cluster")  # runtime threads follow it
     runtime = runtime_config(resolved["runtime"])
-    space = parse_space(resolved["space"], stage_configs)
-    _check_runtime_realises(space, runtime)
+    space = parse_space(resolved["space"], stage_configs, tuple(RUNTIMES.names()), runtime.name)
+    runtimes = {
+        name: runtime_config(node) for name, node in resolved.get(RUNTIME_CHOICES, {}).items()
+    }
+    _check_runtime_choices(runtime, runtimes)
+    _check_runtime_realises(space, [runtime] if space.runtime is None else list(runtimes.values()))
     _check_stage_order(space)
+    _check_architecture(space, task)
     if cluster.address is None:  # trials run on this machine: it must have the hardware
-        reason = RUNTIMES.get(runtime.name).unavailable()
-        if reason:
-            raise ConfigError(f"runtime={runtime.name} cannot run here: {reason}")
+        for name in dict.fromkeys([runtime.name, *runtimes]):
+            reason = RUNTIMES.get(name).unavailable()
+            if reason:
+                raise ConfigError(f"runtime={name} cannot run here: {reason}")
     if RUNTIMES.get(runtime.name).gpu and not cluster.gpus_per_trial:
         raise ConfigError(
             f"runtime={runtime.name} runs on a GPU, and a trial has one only when it asks Ray "
@@ -180,6 +215,7 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
         plugins=plugins,
         quality_metric=task.metric,
         resolved=resolved,
+        runtimes=runtimes,
     )
 
 
@@ -210,46 +246,111 @@ def check_objectives(settings: Settings, quality_metrics: tuple[str, ...]) -> No
         raise ConfigError(f"search.objectives names a metric twice: {names}")
 
 
-def _check_runtime_realises(space: Space, runtime: RuntimeConfig) -> None:
-    """Every quantization plan the space can produce must have a handler in the runtime.
-    Defaults count too: a stage whose default plan the runtime lacks is refused. The
-    refusal names the key whose value the runtime cannot run, when changing it would do."""
+def _check_runtime_realises(space: Space, runtimes: list[RuntimeConfig]) -> None:
+    """Every quantization plan the space can produce must have a handler in a runtime it
+    may target (with a runtime choice, a draw that its runtime refuses is pruned when drawn,
+    see `runtime_refusal`). Defaults count too. The refusal names the key whose value no
+    runtime can run, when changing it would do."""
     from slimsweep.compressors import STAGES
-    from slimsweep.sweeps.runtimes import RUNTIMES
 
-    handlers = getattr(RUNTIMES.get(runtime.name), "handlers", None)
-    if handlers is None:
-        raise ConfigError(f"runtime {runtime.name}: it declares no `handlers` for plan types")
-    accepted = "accepted"
+    names = ", ".join(r.name for r in runtimes)
+    who = f"runtime {names} cannot" if len(runtimes) == 1 else f"none of the runtimes {names} can"
     for slot in space.slots:
         for name in slot.stage.candidates():
             if name == NO_STAGE or not STAGES.get(name).quantizes:
                 continue
-            stage = STAGES.get(name)
 
-            def refusal(params: dict[str, Any], stage: Any = stage) -> str | None:
-                """The runtime's reason, `accepted`, or None for a config the stage refuses
-                itself (its own check says so when the space is parsed)."""
-                try:
-                    plan = stage.plan(params)
-                except (ConfigError, TypeError, ValueError):
+            def refusal(params: dict[str, Any], name: str = name) -> str | None:
+                """Why every runtime refuses the step, `_ACCEPTED`, or None for a config the
+                stage refuses itself (its own check says so when the space is parsed)."""
+                reasons = [_step_refusal(name, params, r.name) for r in runtimes]
+                if any(r is None for r in reasons):
                     return None
-                return handlers.refusal(plan) or accepted
+                if any(r == _ACCEPTED for r in reasons):
+                    return _ACCEPTED
+                return "; ".join(dict.fromkeys(str(r) for r in reasons))
 
             for params in slot.configurations(name):
                 reason = refusal(params)
-                if reason in (None, accepted):
+                if reason in (None, _ACCEPTED):
                     continue
                 where = f"space.recipe.{slot.name}"
                 options = {p.key: p.candidates() for p in slot.params}
                 for key, value in params.items():
-                    if any(refusal({**params, key: o}) == accepted for o in options[key]):
+                    if any(refusal({**params, key: o}) == _ACCEPTED for o in options[key]):
                         raise ConfigError(
-                            f"{where}.{key}: runtime {runtime.name} cannot run "
-                            f"{name}({key}={value}): {reason}"
+                            f"{where}.{key}: {who} run {name}({key}={value}): {reason}"
                         )
+                raise ConfigError(f"{where}.stage: {who} run {name}: {reason}")
+
+
+_ACCEPTED = "accepted"
+
+
+def _step_refusal(stage_name: str, params: dict[str, Any], runtime: str) -> str | None:
+    """The runtime's reason for refusing the plan a step fixes, `_ACCEPTED`, or None for a
+    config the stage refuses itself."""
+    from slimsweep.compressors import STAGES
+    from slimsweep.sweeps.runtimes import RUNTIMES
+
+    handlers = getattr(RUNTIMES.get(runtime), "handlers", None)
+    if handlers is None:
+        raise ConfigError(f"runtime {runtime}: it declares no `handlers` for plan types")
+    stage = STAGES.get(stage_name)
+    try:
+        plan = stage.plan(params)
+    except (ConfigError, TypeError, ValueError):
+        return None
+    return handlers.refusal(plan) or _ACCEPTED
+
+
+def runtime_refusal(recipe: list[Any], runtime: str) -> str | None:
+    """Why `runtime` cannot realise a drawn recipe (its quantizing step), or None."""
+    from slimsweep.compressors import STAGES
+
+    for step in recipe:
+        if STAGES.get(step.stage).quantizes:
+            reason = _step_refusal(step.stage, step.params, runtime)
+            if reason not in (None, _ACCEPTED):
+                return f"runtime {runtime} cannot run {step}: {reason}"
+    return None
+
+
+def _check_runtime_choices(runtime: RuntimeConfig, choices: dict[str, RuntimeConfig]) -> None:
+    """A space's runtimes are timed beside the sweep runtime's baseline, on one hardware
+    target: all on the CPU or all on the GPU."""
+    from slimsweep.sweeps.runtimes import RUNTIMES
+
+    for name in choices:
+        if RUNTIMES.get(name).gpu != RUNTIMES.get(runtime.name).gpu:
+            where = "a GPU" if RUNTIMES.get(name).gpu else "the CPU"
+            raise ConfigError(
+                f"space.runtime.choices: {name} runs on {where} and runtime={runtime.name} does "
+                "not; every latency of a sweep is measured on one hardware target, so its "
+                "runtimes must all be CPU runtimes or all GPU runtimes"
+            )
+
+
+def _check_architecture(space: Space, task: Any) -> None:
+    """An architecture family's stage builds its student from the teacher, so it comes
+    first, and only for a task whose model is of that family."""
+    from slimsweep.compressors.architecture import FAMILIES
+
+    declared = getattr(task, "architecture_family", None)
+    for i, slot in enumerate(space.slots):
+        for name in slot.stage.candidates():
+            if name not in FAMILIES.names():
+                continue
+            if i > 0:
                 raise ConfigError(
-                    f"{where}.stage: runtime {runtime.name} cannot run {name}: {reason}"
+                    f"space.recipe.{slot.name}: {name} builds a student from the teacher, so "
+                    f"its slot must come first (it follows {space.slots[0].name})"
+                )
+            if declared != name:
+                has = f"declares {declared!r}" if declared else "declares no architecture_family"
+                raise ConfigError(
+                    f"space.recipe.{slot.name}.stage: {name} does not fit task {task.name}, "
+                    f"which {has} (see README: architecture families)"
                 )
 
 

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 from slimsweep.sweeps.errors import ConfigError
 
 NO_STAGE = "none"
+RUNTIME_PARAM = "runtime"  # a space's runtime choice, drawn before its recipe
+_EVERY_VALUE_UP_TO = 64
 _SPEC_KEYS = ("choices", "low", "high", "step", "log", "value", "when")
 
 
@@ -63,10 +65,16 @@ class Param:
         return self.choices is not None or self.low is not None
 
     def candidates(self) -> list[Any]:
-        """Values that span what this leaf can produce, for checking against a stage config."""
+        """Values that span what this leaf can produce, for checking against a stage config:
+        every value of a short integer range (a check across two keys, as heads dividing
+        hidden, may refuse one inside it), else a range's two ends."""
         if self.choices is not None:
             return list(self.choices)
         if self.low is not None:
+            if all(isinstance(v, int) for v in (self.low, self.high, self.step or 1)):
+                values = range(self.low, self.high + 1, self.step or 1)
+                if len(values) <= _EVERY_VALUE_UP_TO:
+                    return list(values)
             return [self.low, self.high]
         return [self.value]
 
@@ -134,9 +142,13 @@ class Space:
     slots: tuple[Slot, ...]
     enqueue: tuple[dict[str, Any], ...] = ()
     baseline: dict[str, Any] | None = None  # the uncompressed reference recipe, run first
+    runtime: Param | None = None  # the runtimes a trial may target, when the space chooses
 
     def sample(self, trial: SuggestsParams) -> list[RecipeStep]:
-        """Ask the trial for exactly the parameters that exist under the values drawn so far."""
+        """Ask the trial for exactly the parameters that exist under the values drawn so far
+        (the runtime first, when the space chooses it: `runtime_of` reads it back)."""
+        if self.runtime is not None:
+            self.runtime.suggest(trial)
         chosen: dict[str, Any] = {}
         recipe = []
         for slot in self.slots:
@@ -152,15 +164,27 @@ class Space:
         return recipe
 
     def searched_params(self) -> dict[str, Param]:
-        return {p.name: p for slot in self.slots for p in (slot.stage, *slot.params) if p.searched}
+        leaves = [p for slot in self.slots for p in (slot.stage, *slot.params)]
+        return {p.name: p for p in (*leaves, self.runtime) if p is not None and p.searched}
+
+    def runtime_of(self, params: Mapping[str, Any]) -> str | None:
+        """The runtime a draw targets; None when the sweep's own runtime runs every trial."""
+        return None if self.runtime is None else params[RUNTIME_PARAM]
 
 
 _ABSENT = object()
 
 
-def parse_space(node: Mapping[str, Any], stage_configs: Mapping[str, type]) -> Space:
-    """Build a Space from the `space` config node; `stage_configs` maps stage name → config type."""
-    _require_keys("space", node, ("name", "recipe", "baseline", "enqueue"))
+def parse_space(
+    node: Mapping[str, Any],
+    stage_configs: Mapping[str, type],
+    runtimes: tuple[str, ...] = (),
+    default_runtime: str | None = None,
+) -> Space:
+    """Build a Space from the `space` config node; `stage_configs` maps stage name → config
+    type, `runtimes` names those a `runtime: {choices: [...]}` may list. An enqueued recipe
+    or the baseline that names no runtime targets `default_runtime` (the sweep's own)."""
+    _require_keys("space", node, ("name", "recipe", "baseline", "enqueue", RUNTIME_PARAM))
     recipe = node.get("recipe") or {}
     if not isinstance(recipe, Mapping) or not recipe:
         raise ConfigError("space.recipe must map slot names to stages; it is empty")
@@ -168,15 +192,39 @@ def parse_space(node: Mapping[str, Any], stage_configs: Mapping[str, type]) -> S
     slots = tuple(
         _parse_slot(slot_name, spec, stage_configs, accepts) for slot_name, spec in recipe.items()
     )
-    space = Space(str(node.get("name", "space")), slots)
+    runtime = _parse_runtime(node.get(RUNTIME_PARAM), runtimes)
+    space = Space(str(node.get("name", "space")), slots, runtime=runtime)
+    if runtime is not None and default_runtime not in runtime.choices:
+        default_runtime = runtime.choices[0]
     enqueue = tuple(
-        _check_enqueued(space, f"space.enqueue[{i}]", e)
+        _check_enqueued(space, f"space.enqueue[{i}]", e, default_runtime)
         for i, e in enumerate(node.get("enqueue") or [])
     )
     baseline = node.get("baseline")
     if baseline is not None:
-        baseline = _check_enqueued(space, "space.baseline", baseline)
-    return Space(space.name, space.slots, enqueue, baseline)
+        baseline = _check_enqueued(space, "space.baseline", baseline, default_runtime)
+    return Space(space.name, space.slots, enqueue, baseline, runtime)
+
+
+def _parse_runtime(spec: Any, runtimes: tuple[str, ...]) -> Param | None:
+    """`runtime: {choices: [ort_cpu, torch_cpu]}`: the runtime becomes a dimension."""
+    if spec is None:
+        return None
+    choices = spec.get("choices") if isinstance(spec, Mapping) else None
+    if not isinstance(choices, list | tuple) or not choices or set(spec) != {"choices"}:
+        raise ConfigError(
+            f"space.runtime must be {{choices: [runtime, ...]}}; got {spec!r} (the sweep's "
+            "one runtime is the config group `runtime=`)"
+        )
+    for name in choices:
+        if name not in runtimes:
+            raise ConfigError(
+                f"space.runtime.choices: unknown runtime {name!r}; registered: "
+                f"{', '.join(runtimes)}"
+            )
+    if len(set(choices)) != len(choices):
+        raise ConfigError("space.runtime.choices must not repeat a runtime")
+    return Param(RUNTIME_PARAM, RUNTIME_PARAM, choices=tuple(choices))
 
 
 def _parse_slot(
@@ -208,13 +256,39 @@ def _parse_slot(
     # Each value is tried together with the slot's fixed values, so checks that span two
     # keys of one stage see both.
     fixed = {p.key: p.value for p in params if not p.searched and not p.when}
+    slot = Slot(slot_name, stage, tuple(params))
     for param in params:
         for stage_name in _stages_param_applies_to(stage, param):
             others = {k: v for k, v in fixed.items() if k != param.key}
+            combinations = slot.configurations(stage_name)
             _check_against_stage(
-                f"{where}.{param.key}", param, stage_name, stage_configs[stage_name], others
+                f"{where}.{param.key}",
+                param,
+                stage_name,
+                stage_configs[stage_name],
+                others,
+                combinations,
             )
-    return Slot(slot_name, stage, tuple(params))
+    _check_combinations(where, slot, stage_configs)
+    return slot
+
+
+def _check_combinations(where: str, slot: Slot, stage_configs: Mapping[str, type]) -> None:
+    """Every combination of the slot's values must make a config its stage takes (heads
+    that do not divide the hidden size, say), so that none is ever drawn."""
+    for stage_name in slot.stage.candidates():
+        if stage_name == NO_STAGE:
+            continue
+        for params in slot.configurations(stage_name):
+            try:
+                stage_configs[stage_name](**params)
+            except (ConfigError, TypeError, ValueError) as error:
+                shown = ", ".join(f"{k}={v}" for k, v in params.items())
+                raise ConfigError(
+                    f"{where} (stage {stage_name}): the space can draw {shown}, which the stage "
+                    f"refuses: {error}. Narrow the choices, or make a value exist only `when` "
+                    "another allows it"
+                ) from None
 
 
 def _parse_param(
@@ -292,8 +366,16 @@ def _config_error(
 
 
 def _check_against_stage(
-    where: str, param: Param, stage_name: str, config_type: type, fixed: Mapping[str, Any]
+    where: str,
+    param: Param,
+    stage_name: str,
+    config_type: type,
+    fixed: Mapping[str, Any],
+    combinations: list[dict[str, Any]],
 ) -> None:
+    """Each value of `param`, tried with the slot's fixed values; a value refused there is
+    still accepted if a combination the slot can draw takes it (a check that spans two
+    searched keys, as heads dividing hidden, is `_check_combinations`' to make)."""
     allowed = [f.name for f in fields(config_type)]
     if param.key not in allowed:
         raise ConfigError(
@@ -303,18 +385,34 @@ def _check_against_stage(
     fixed = {k: v for k, v in fixed.items() if k in allowed}
     for value in param.candidates():
         error = _config_error(config_type, param.key, value, fixed)
-        if error is not None:
+        drawn_with = [c for c in combinations if c.get(param.key, _ABSENT) == value]
+        if error is not None and not any(_builds(config_type, c) for c in drawn_with):
             raise ConfigError(f"{where} (stage {stage_name}): {error}")
 
 
-def _check_enqueued(space: Space, where: str, entry: Any) -> dict[str, Any]:
+def _builds(config_type: type, params: Mapping[str, Any]) -> bool:
+    try:
+        config_type(**params)
+    except (ConfigError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _check_enqueued(
+    space: Space, where: str, entry: Any, default_runtime: str | None
+) -> dict[str, Any]:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where} must map slots to {{param: value}}")
+    slots = {slot: params for slot, params in entry.items() if slot != RUNTIME_PARAM}
     flat = {
         f"{slot}.{key}": value
-        for slot, params in entry.items()
+        for slot, params in slots.items()
         for key, value in (params or {}).items()
     }
+    if space.runtime is not None:
+        flat[RUNTIME_PARAM] = entry.get(RUNTIME_PARAM, default_runtime)
+    elif RUNTIME_PARAM in entry:
+        raise ConfigError(f"{where}: names a runtime, and the space has no runtime choice")
     return check_params(space, where, flat)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.config import Settings, runtime_refusal
 from slimsweep.sweeps.engine.baseline import ShippedBaseline, baseline_file
 from slimsweep.sweeps.engine.keepalive import Keepalive
 from slimsweep.sweeps.engine.lease import DriverLease
@@ -317,13 +317,21 @@ def _run_trials(running: "_Running", remaining: int) -> None:
 
 def _drawn(running: "_Running", trial: optuna.Trial) -> tuple[list, str] | None:
     """The trial's recipe and its key; None when the draw is one its stages refuse (the
-    trial is recorded failed, with the reason, and the sweep goes on)."""
-    recipe = running.settings.space.sample(trial)
+    trial is recorded failed, with the reason, and the sweep goes on) or, in a space that
+    chooses the runtime, one its runtime cannot realise (pruned, with the reason: the
+    sampler learns to avoid it)."""
+    space = running.settings.space
+    recipe = space.sample(trial)
+    runtime = space.runtime_of(trial.params)
     try:
-        key = recipe_key(recipe)
+        key = recipe_key(recipe, runtime)
     except (ValueError, TypeError) as error:
         run_id = running.recorder.start(trial, recipe)
         running.recorder.fail(trial, run_id, f"{type(error).__name__}: {error}")
+        return None
+    refusal = runtime_refusal(recipe, runtime) if runtime is not None else None
+    if refusal is not None:
+        running.recorder.refuse(trial, recipe, refusal)
         return None
     trial.set_user_attr(RECIPE_KEY_ATTR, key)
     return recipe, key
@@ -348,9 +356,8 @@ def _launch(running: "_Running", trial: optuna.Trial, recipe: list, key: str) ->
     compressed anywhere and measured on the hardware target."""
     settings = running.settings
     run_id = running.recorder.start(trial, recipe)
-    request = TrialRequest(
-        trial.number, recipe, running.worker, running.cache_dir, running.baseline
-    )
+    worker = settings.trial_spec(running.worker, trial.params)
+    request = TrialRequest(trial.number, recipe, worker, running.cache_dir, running.baseline)
     first = compress_trial if settings.cluster.measure_on else run_trial
     running.pool.submit(
         (trial, run_id, request, key), first, request, settings.cluster.compute_options()

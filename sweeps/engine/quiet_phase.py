@@ -43,7 +43,12 @@ def remeasure_front(
     )
     try:
         artifacts = [
-            Artifact(r.trial, r.artifact, *tracker.artifact(r.run_id, r.artifact))
+            Artifact(
+                r.trial,
+                r.artifact,
+                *tracker.artifact(r.run_id, r.artifact),
+                settings.runtimes.get(r.runtime),
+            )
             for r in candidates
         ]
         request = RemeasureRequest(artifacts, settings.worker_spec())

@@ -4,6 +4,7 @@ artifact logged. A failure is recorded with its reason, and the sweep goes on.""
 import optuna
 from optuna.trial import FrozenTrial
 
+from slimsweep.compressors.architecture import arch_summary
 from slimsweep.sweeps.config import Settings
 from slimsweep.sweeps.engine.bench import paired_estimate
 from slimsweep.sweeps.engine.trial import TrialResult
@@ -11,6 +12,8 @@ from slimsweep.sweeps.errors import last_line
 from slimsweep.sweeps.progress import LineProgress
 from slimsweep.sweeps.results.feasibility import constrain
 from slimsweep.sweeps.results.keys import (
+    ARCH_ATTR,
+    ARCH_TAG,
     ARTIFACT_ATTR,
     BASELINE_ATTR,
     FAILURE_ATTR,
@@ -20,6 +23,7 @@ from slimsweep.sweeps.results.keys import (
     PHASES_ATTR,
     RECIPE_ATTR,
     REFERENCE_LATENCY_ATTR,
+    REFUSED_ATTR,
     REUSED_BY_TAG,
     REUSED_FROM_ATTR,
     RUN_ID_ATTR,
@@ -47,6 +51,10 @@ class Recorder:
             trial.number, trial.params, summary, self.settings.resolved
         )
         trial.set_user_attr(RECIPE_ATTR, summary)
+        arch = next(filter(None, (arch_summary(s.stage, s.params) for s in recipe)), None)
+        if arch is not None:  # searchable in MLflow: tags.`slimsweep.arch` = 'L4 H256 A8 I1024'
+            trial.set_user_attr(ARCH_ATTR, arch)
+            self.tracker.tag(run_id, ARCH_TAG, arch)
         if trial.params == self.settings.space.baseline:
             trial.set_user_attr(BASELINE_ATTR, True)
         trial.set_user_attr(RUN_ID_ATTR, run_id)
@@ -173,6 +181,14 @@ class Recorder:
         )
         self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self.progress.settled(trial.number, f"trial {trial.number} stopped early: {reason}")
+
+    def refuse(self, trial: optuna.Trial, recipe: list[RecipeStep], reason: str) -> None:
+        """A draw its runtime cannot realise: PRUNED with the reason, before anything runs
+        (no MLflow run: there is nothing to show)."""
+        trial.set_user_attr(RECIPE_ATTR, describe_recipe(recipe))
+        trial.set_user_attr(REFUSED_ATTR, reason)
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self.progress.settled(trial.number, f"trial {trial.number} refused: {reason}")
 
     def fail(self, trial: optuna.Trial, run_id: str, reason: str) -> str:
         self.tracker.fail_trial(run_id, reason)

@@ -14,7 +14,8 @@ import numpy as np
 
 from slimsweep.sweeps.engine.bench import LatencyStats, summarise, time_runs
 from slimsweep.sweeps.engine.worker import WorkerSpec, set_up
-from slimsweep.sweeps.settings import LatencySettings
+from slimsweep.sweeps.runtimes import build_runtime
+from slimsweep.sweeps.settings import LatencySettings, RuntimeConfig
 from slimsweep.sweeps.task import Predict
 
 
@@ -24,6 +25,7 @@ class Artifact:
     name: str
     content: bytes
     sha256: str  # recorded when the trial measured it
+    runtime: RuntimeConfig | None = None  # the one the space chose for it; None: the sweep's
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ def _remeasure(request: RemeasureRequest) -> RemeasureResult:
             path = Path(scratch) / str(artifact.trial) / artifact.name
             path.parent.mkdir()
             path.write_bytes(artifact.content)
-            predictors[artifact.trial] = worker.runtime.load(path)
+            runtime = build_runtime(artifact.runtime) if artifact.runtime else worker.runtime
+            predictors[artifact.trial] = runtime.load(path)
         with worker.lock.measure("quiet"):
             samples = interleaved_runs(
                 predictors, worker.latency_inputs, request.worker.runtime.latency

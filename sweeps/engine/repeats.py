@@ -1,7 +1,7 @@
 """A recipe is computed once per sweep. A proposal whose resolved recipe (every stage's
 defaults filled in) equals a completed trial's is answered from that trial; one equal to a
-running trial's waits for it, and runs itself only if that trial fails. Task and runtime
-are the sweep's own, so the recipe alone tells two trials apart."""
+running trial's waits for it, and runs itself only if that trial fails. The task is the
+sweep's own, and so is the runtime unless the space chooses it: then it is part of the key."""
 
 import dataclasses
 import json
@@ -17,15 +17,17 @@ from slimsweep.sweeps.space import RecipeStep, Space
 ANSWERING = (TrialState.COMPLETE, TrialState.PRUNED)  # what a repeat is answered from
 
 
-def recipe_key(recipe: list[RecipeStep]) -> str:
-    """The recipe as its stages will run it: a value equal to a stage's default, or a slot
-    name, does not make two recipes different."""
+def recipe_key(recipe: list[RecipeStep], runtime: str | None = None) -> str:
+    """The recipe as its stages will run it, on `runtime` when the space chooses one: a
+    value equal to a stage's default, or a slot name, does not make two recipes different."""
     from slimsweep.compressors import STAGES
 
     steps = [
         [step.stage, dataclasses.asdict(STAGES.get(step.stage).config_type(**step.params))]
         for step in recipe
     ]
+    if runtime is not None:
+        steps.append(["runtime", runtime])
     return json.dumps(steps, sort_keys=True, default=str)
 
 
@@ -66,6 +68,7 @@ def _key_of(trial: FrozenTrial, space: Space) -> str:
     if RECIPE_KEY_ATTR in trial.user_attrs:
         return trial.user_attrs[RECIPE_KEY_ATTR]
     try:
-        return recipe_key(space.sample(optuna.trial.FixedTrial(trial.params)))
+        recipe = space.sample(optuna.trial.FixedTrial(trial.params))
+        return recipe_key(recipe, space.runtime_of(trial.params))
     except (ValueError, TypeError):
         return f"unreachable trial {trial.number}"

@@ -126,19 +126,19 @@ class _Prepared:
             self.qualities[device] = quality_of(task, self.teacher_on(device), batches)
         return EarlyStop(task, self.data.eval, self.qualities[device], spec.early_stop)
 
-    def baseline_artifact(self, worker: Worker, spec: WorkerSpec) -> _BaselineArtifact:
+    def baseline_artifact(self, worker: Worker, config: Any) -> _BaselineArtifact:
         """The baseline exported by this runtime config, once per worker process."""
         from slimsweep.compressors import CompressedModel
+        from slimsweep.sweeps.runtimes import build_runtime
 
-        key = repr(spec.runtime)
+        key = repr(config)
         # a later sweep of the same driver removed the last one's scratch folder, files too
         if key not in self.artifacts or not self.artifacts[key].path.exists():
+            runtime = worker.runtime if config == worker.runtime.config else build_runtime(config)
             folder = tempfile.TemporaryDirectory(prefix="slimsweep-baseline-")
-            path = Path(folder.name) / worker.runtime.artifact_name
-            _export(worker, self, CompressedModel(self.baseline), path)
-            self.artifacts[key] = _BaselineArtifact(
-                path.stat().st_size, path, worker.runtime, folder
-            )
+            path = Path(folder.name) / runtime.artifact_name
+            _export(worker, self, CompressedModel(self.baseline), path, runtime)
+            self.artifacts[key] = _BaselineArtifact(path.stat().st_size, path, runtime, folder)
         return self.artifacts[key]
 
 
@@ -172,9 +172,11 @@ def _prepared_for(request: TrialRequest) -> _Prepared:
     return _prepare(request.worker.task_json, request.cache_dir)
 
 
-def _export(worker: Worker, prepared: _Prepared, model: Any, path: Path) -> bytes:
+def _export(
+    worker: Worker, prepared: _Prepared, model: Any, path: Path, runtime: Any = None
+) -> bytes:
     calibration = [inputs for inputs, _ in prepared.data.calibration]
-    worker.runtime.export(model, worker.example, calibration, path, worker.axes)
+    (runtime or worker.runtime).export(model, worker.example, calibration, path, worker.axes)
     return path.read_bytes()
 
 
@@ -256,7 +258,7 @@ def _compress(request: TrialRequest, worker: Worker) -> Compressed:
         path = Path(scratch) / worker.runtime.artifact_name
         # The bytes each stage saves, from real artifacts exported after each stage (the
         # baseline's once per worker and runtime).
-        sizes = [prepared.baseline_artifact(worker, request.worker).size]
+        sizes = [prepared.baseline_artifact(worker, request.worker.runtime).size]
         for step in request.recipe:
             model = STAGES.get(step.stage).run(model, step.params, context)
             sizes.append(len(_export(worker, prepared, model, path)))
@@ -265,6 +267,7 @@ def _compress(request: TrialRequest, worker: Worker) -> Compressed:
     metrics = {
         "size_bytes": float(len(artifact)),
         "param_count": float(sum(p.numel() for p in parameters)),
+        "flops": _flops(model.module, worker.example),
         "zero_fraction": float(
             sum((p == 0).sum() for p in parameters) / sum(p.numel() for p in parameters)
         ),
@@ -275,6 +278,18 @@ def _compress(request: TrialRequest, worker: Worker) -> Compressed:
         },
     }
     return Compressed(artifact, metrics, list(lock.phases), raised, _node(), started)
+
+
+def _flops(module: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> float:
+    """Floating-point operations of one forward pass on the latency batch (matmuls and
+    convolutions, as torch's FlopCounterMode counts them, of the float module before its
+    runtime packs it): what the architecture costs, whatever the runtime makes of it."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        module.eval()(**inputs)
+    return float(counter.get_total_flops())
 
 
 def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
@@ -290,7 +305,7 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
         _collecting_warnings() as raised,
     ):
         with lock.compute("evaluate"):
-            baseline = prepared.baseline_artifact(worker, trial.worker)
+            baseline = prepared.baseline_artifact(worker, trial.worker.paired_with)
             path = Path(scratch) / runtime.artifact_name
             path.write_bytes(compressed.artifact)
             predict = runtime.load(path)
@@ -303,8 +318,9 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
                 predict,
                 baseline_predict,
                 worker.latency_inputs,
-                trial.worker.runtime.latency,
-                on_calling_thread=runtime.on_calling_thread(),
+                trial.worker.paired_with.latency,
+                on_calling_thread=runtime.on_calling_thread()
+                and baseline.runtime.on_calling_thread(),
             )
         with lock.compute("statistics"):  # the next trial's window need not wait for these
             latency = times.statistics()

@@ -141,4 +141,5 @@ def _same_recipe(trial: FrozenTrial, space: Space) -> bool:
     if not produces(space, trial.params):
         return False
     recipe = space.sample(optuna.trial.FixedTrial(trial.params))
-    return trial.user_attrs.get(RECIPE_KEY_ATTR, recipe_key(recipe)) == recipe_key(recipe)
+    key = recipe_key(recipe, space.runtime_of(trial.params))
+    return trial.user_attrs.get(RECIPE_KEY_ATTR, key) == key

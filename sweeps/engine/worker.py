@@ -26,6 +26,13 @@ class WorkerSpec:
     scratch: str = ""  # where the worker's temporary files go; the driver removes it
     gpu: bool = False  # the trial asked Ray for a GPU (cluster.gpus_per_trial): stages use it
     early_stop: EarlyStopSettings = field(default_factory=EarlyStopSettings)
+    # The sweep's runtime, when this trial targets another (a space's runtime choice): its
+    # baseline artifact is what the trial's latency is paired with, on its latency settings.
+    reference: RuntimeConfig | None = None
+
+    @property
+    def paired_with(self) -> RuntimeConfig:
+        return self.reference or self.runtime
 
     @property
     def task_json(self) -> str:

@@ -71,7 +71,8 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         "",
         f"- recipe: {row.recipe}",
         f"- artifact: `{row.artifact}`, sha256 `{sha256}`",
-        f"- runtime: {config['runtime']['name']} ({config['runtime'].get('threads')} threads)",
+        f"- runtime: {row.runtime or config['runtime']['name']} "
+        f"({config['runtime'].get('threads')} threads)",
         f"- measured on: {details.get('hardware', 'unknown')}",
         "- inputs: "
         + (

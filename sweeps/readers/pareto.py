@@ -32,6 +32,7 @@ def format_front(
     rows = results.front if rows is None else rows
     which = "Front of the feasible models" if results.showing_feasible else "Pareto front"
     stopped = f", {results.stopped_early} stopped early" if results.stopped_early else ""
+    stopped += f", {len(results.refused)} refused by their runtime" if results.refused else ""
     heading = (
         f"{which} of sweep {results.name!r}: {len(rows)} of {len(results.rows)} completed "
         f"trials ({results.failed} failed{stopped})"
@@ -51,7 +52,8 @@ def format_front(
             "completed trials keep them)"
         )
     directions = results.objectives
-    header = ["trial", "recipe"]
+    runtimes = any(r.runtime for r in rows)  # the space chose the runtime: say which ran
+    header = ["trial", *(["runtime"] if runtimes else []), "recipe"]
     header += [_column_title(n, up, rows[0].remeasured) for n, up in directions.items()]
     header += ["feasible"] if results.constraints else []
     header.append("mlflow run")
@@ -65,7 +67,8 @@ def format_front(
             for n, up in directions.items()
         ]
         feasible = ["yes" if r.feasible else "no"] if results.constraints else []
-        body.append([str(r.trial), r.recipe, *cells, *feasible, r.run_id])
+        chosen = [r.runtime] if runtimes else []
+        body.append([str(r.trial), *chosen, r.recipe, *cells, *feasible, r.run_id])
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()

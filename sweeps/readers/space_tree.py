@@ -43,13 +43,14 @@ class _Enumerating:
         return self._value(name, [round(low + i * step, 10) for i in range(count)])
 
 
-def recipes(space: Space) -> Iterator[list[RecipeStep]]:
-    """Every draw of the space, depth first; `_Continuous` if a float range has no step."""
+def recipes(space: Space) -> Iterator[tuple[dict[str, Any], list[RecipeStep]]]:
+    """Every draw of the space (its params and recipe), depth first; `_Continuous` if a
+    float range has no step."""
     pending: list[dict[str, Any]] = [{}]
     while pending:
         fixed = pending.pop()
         try:
-            yield space.sample(_Enumerating(fixed))
+            yield fixed, space.sample(_Enumerating(fixed))
         except _Branch as branch:
             pending += [{**fixed, branch.name: v} for v in reversed(branch.values)]
 
@@ -60,10 +61,10 @@ def count_recipes(space: Space) -> str:
 
     keys: set[str] = set()
     try:
-        for draws, recipe in enumerate(recipes(space)):
+        for draws, (params, recipe) in enumerate(recipes(space)):
             if draws >= MAX_DRAWS:
                 return f"more than {len(keys):,}"
-            keys.add(recipe_key(recipe))
+            keys.add(recipe_key(recipe, space.runtime_of(params)))
     except _Continuous:
         return "continuous"
     return f"{len(keys):,}"
@@ -94,6 +95,8 @@ def _condition(param: Param, slot: str) -> str:
 def describe_space(space: Space, runtime: str, first: list[dict[str, Any]]) -> str:
     lines = [f"space {space.name!r} (runtime {runtime}): {count_recipes(space)} distinct recipes"]
     rows: list[tuple[str, str]] = []
+    if space.runtime is not None:  # drawn first; latencies paired with `runtime`'s baseline
+        rows.append((f"runtime: {_values(space.runtime)}", ""))
     for slot in space.slots:
         rows.append((f"{slot.name}", ""))
         rows.append((f"  stage: {_values(slot.stage)}", ""))

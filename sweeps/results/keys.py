@@ -24,6 +24,8 @@ RECIPE_KEY_ATTR = "recipe_key"  # the recipe with its stages' defaults: equal ke
 REUSED_FROM_ATTR = "reused_from"  # a repeated recipe answered from this earlier trial
 SEEDED_FROM_ATTR = "seeded_from"  # {sweep, trial}: a result taken from another sweep
 STOPPED_EARLY_ATTR = "stopped_early"  # why a fine-tuning trial was stopped (PRUNED)
+REFUSED_ATTR = "refused"  # why the drawn runtime cannot realise the drawn recipe (PRUNED)
+ARCH_ATTR = "arch"  # the student architecture in one line (`L4 H256 A8 I1024`), if any
 
 # Optuna study attributes
 CONSTRAINTS_ATTR = "constraints"  # [{metric, max|min, of_baseline}], metric names resolved
@@ -49,6 +51,7 @@ LATENCY_SETUP_TAG = "slimsweep.latency_setup"  # how it was timed: mode, TF32, i
 FAILURE_TAG = "slimsweep.failure"
 REUSED_BY_TAG = "slimsweep.reused_by"  # trials whose repeated recipe this run answered
 STOPPED_EARLY_TAG = "slimsweep.stopped_early"  # why fine-tuning stopped the trial (PRUNED)
+ARCH_TAG = "slimsweep.arch"  # the student architecture in one line, on its run
 WARNINGS_TAG = "slimsweep.warnings"  # what a trial did that costs more than one might expect
 PARETO_TAG = "pareto"  # "true" | "false", once the sweep ends
 MODEL_ID_TAG = "slimsweep.model_id"  # the MLflow model the trial's artifact was logged as
@@ -82,5 +85,12 @@ LATENCY_METRICS = (
     "latency_ms_std",
     "latency_repeats",
 )
-TRIAL_METRICS = ("size_bytes", "param_count", "zero_fraction", "trial_seconds", *LATENCY_METRICS)
+TRIAL_METRICS = (
+    "size_bytes",
+    "param_count",
+    "flops",
+    "zero_fraction",
+    "trial_seconds",
+    *LATENCY_METRICS,
+)
 SAVED_BYTES_PREFIX = "saved_bytes/"  # + slot name: the bytes that slot's stage saved

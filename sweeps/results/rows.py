@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.results.feasibility import describe, feasible
 from slimsweep.sweeps.results.keys import (
+    ARCH_ATTR,
     ARTIFACT_ATTR,
     BASELINE_ATTR,
     CONSTRAINTS_ATTR,
@@ -21,11 +22,13 @@ from slimsweep.sweeps.results.keys import (
     QUIET_ATTR,
     QUIET_SUFFIX,
     RECIPE_ATTR,
+    REFUSED_ATTR,
     REUSED_FROM_ATTR,
     RUN_ID_ATTR,
     SEEDED_FROM_ATTR,
     SENT_RUNS_ATTR,
 )
+from slimsweep.sweeps.space import RUNTIME_PARAM
 
 LATENCY_OBJECTIVES = ("latency_ms_median", "latency_ms_p10", "latency_ms_p90")
 
@@ -45,6 +48,8 @@ class TrialRow:
     remeasured: bool = False  # its latency comes from the quiet phase
     feasible: bool | None = None  # keeps the sweep's constraints (None: it has none)
     seeded_from: str = ""  # "sweep#trial" when the result was taken from another sweep
+    runtime: str = ""  # the runtime the space chose for it ("": the sweep's one runtime)
+    arch: str = ""  # its student architecture in one line ("": the teacher's)
 
     def value(self, metric: str) -> float | None:
         """An objective's value, or any other recorded metric."""
@@ -65,6 +70,7 @@ class SweepResults:
     feasible_front: list[TrialRow] = field(default_factory=list)  # the same among feasible rows
     constraints: list[str] = field(default_factory=list)  # as a user reads them
     reused: dict[int, int] = field(default_factory=dict)  # repeat → the trial that answered it
+    refused: dict[int, str] = field(default_factory=dict)  # trial → why its runtime could not
     showing_feasible: bool = False  # `front` is the feasible front
 
     @property
@@ -83,7 +89,8 @@ class SweepResults:
 
     @property
     def stopped_early(self) -> int:
-        return sum(state == TrialState.PRUNED.name for state in self.states.values())
+        pruned = [n for n, state in self.states.items() if state == TrialState.PRUNED.name]
+        return sum(n not in self.refused for n in pruned)
 
     def completed(self, number: int) -> TrialRow:
         """The completed trial `number`, or an error saying why it cannot be used."""
@@ -178,6 +185,9 @@ def read_results(study: optuna.Study, *, quiet: bool = True) -> SweepResults:
         finished=bool(study.user_attrs.get(FINISHED_ATTR, True)),
         constraints=[describe(c) for c in constraints],
         reused=reused,
+        refused={
+            t.number: t.user_attrs[REFUSED_ATTR] for t in trials if REFUSED_ATTR in t.user_attrs
+        },
     )
     # rows shown with quiet numbers are judged on those numbers (against the baseline
     # measured the same way)
@@ -231,6 +241,8 @@ def _row(trial: FrozenTrial, names: list[str], late: dict[str, str]) -> TrialRow
         artifact=trial.user_attrs.get(ARTIFACT_ATTR, "model.onnx"),
         baseline=bool(trial.user_attrs.get(BASELINE_ATTR)),
         seeded_from=_seeded(trial.user_attrs.get(SEEDED_FROM_ATTR)),
+        runtime=str(trial.params.get(RUNTIME_PARAM, "")),
+        arch=trial.user_attrs.get(ARCH_ATTR, ""),
     )
 
 

@@ -66,6 +66,7 @@ class Runtime(Protocol):
     gpu: ClassVar[bool]  # runs the artifact on a GPU: a trial must be given one
     # Asked about every plan a search space can produce, before any trial launches.
     handlers: ClassVar[PlanHandlers[Any]]
+    config: RuntimeConfig
 
     def __init__(self, config: RuntimeConfig) -> None: ...
 

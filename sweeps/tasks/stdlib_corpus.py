@@ -1,6 +1,7 @@
 """Real English sentences available offline on every machine that runs Python: the
 documentation strings of the standard library, read from its source with `ast` (nothing is
-imported, so no module's import side effects run)."""
+imported, so no module's import side effects run), and, as a second source, the reference
+manual's text that `pydoc` ships."""
 
 import ast
 import functools
@@ -11,6 +12,15 @@ from pathlib import Path
 _CODE_LIKE = re.compile(r"[<>{}\[\]=_|\\`@#$%^*~]|\(\)|::")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _SKIPPED_PARTS = {"test", "tests", "idlelib", "site-packages", "lib2to3"}
+
+
+def _sentences(text: str) -> list[str]:
+    """The prose sentences of a text, paragraph by paragraph."""
+    found = []
+    for paragraph in text.split("\n\n"):
+        joined = " ".join(paragraph.split())
+        found += [s for s in _SENTENCE_END.split(joined) if prose_sentence(s)]
+    return found
 
 
 def _docstrings(path: Path) -> list[str]:
@@ -46,7 +56,17 @@ def stdlib_sentences() -> tuple[str, ...]:
         if _SKIPPED_PARTS & set(path.relative_to(root).parts):
             continue
         for doc in _docstrings(path):
-            for paragraph in doc.split("\n\n"):
-                text = " ".join(paragraph.split())
-                sentences.update(s for s in _SENTENCE_END.split(text) if prose_sentence(s))
+            sentences.update(_sentences(doc))
     return tuple(sorted(sentences))
+
+
+@functools.cache
+def manual_sentences() -> tuple[str, ...]:
+    """Distinct prose sentences of another source: the Python reference manual's topics
+    as `pydoc` shows them (`pydoc_data.topics`, generated from the manual, not from the
+    docstrings), less any that a docstring also holds; sorted."""
+    from pydoc_data.topics import topics
+
+    docstrings = set(stdlib_sentences())
+    found = {s for text in topics.values() for s in _sentences(text)}
+    return tuple(sorted(found - docstrings))
