@@ -212,3 +212,14 @@ def test_cluster_ray_joins_a_cluster_and_measures_on_its_target() -> None:
     assert settings.cluster.address == "auto"
     assert settings.measure_options()["resources"] == {"target": 1}
     assert settings.cluster.compute_options()["resources"] == {}
+
+
+def test_a_trial_on_a_chosen_runtime_is_paired_with_the_sweep_runtimes_baseline() -> None:
+    """Latencies of both runtimes compare: each is a ratio to one baseline artifact (the
+    sweep runtime's), on its latency settings."""
+    settings = load_settings(["space=digits_nas", "runtime=ort_cpu"])
+    spec = settings.worker_spec()
+    on_torch = settings.trial_spec(spec, {"runtime": "torch_cpu"})
+    assert on_torch.runtime.name == "torch_cpu"
+    assert on_torch.paired_with == settings.runtime and on_torch.paired_with.name == "ort_cpu"
+    assert settings.trial_spec(spec, {"runtime": "ort_cpu"}) == spec

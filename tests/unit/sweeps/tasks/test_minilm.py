@@ -15,7 +15,11 @@ from slimsweep.compressors import STAGES, CompressedModel, StageContext  # noqa:
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime  # noqa: E402
 from slimsweep.sweeps.task import evaluate  # noqa: E402
 from slimsweep.sweeps.tasks.minilm import MiniLMTask, recall_at_k  # noqa: E402
-from slimsweep.sweeps.tasks.stdlib_corpus import prose_sentence  # noqa: E402
+from slimsweep.sweeps.tasks.stdlib_corpus import (  # noqa: E402
+    manual_sentences,
+    prose_sentence,
+    stdlib_sentences,
+)
 
 REFERENCE = json.loads((Path(__file__).parents[3] / "data" / "minilm_reference.json").read_text())
 FULL_PARAMETERS = 22_713_216
@@ -65,11 +69,25 @@ def test_splits_are_real_sentences_fixed_and_disjoint(task, data) -> None:
         return {tuple(row.tolist()) for inputs, _ in batches for row in inputs["input_ids"]}
 
     train, calibration, evaluation = ids(data.train), ids(data.calibration), ids(data.eval)
-    assert (len(calibration), len(evaluation)) == (32, 128)
+    assert (len(calibration), len(evaluation)) == (32, 128 + 256)  # docstrings, then manual
     assert not (train & calibration or train & evaluation or calibration & evaluation)
     assert all(inputs["input_ids"].shape[1] == 128 for inputs, _ in data.eval)
     assert prose_sentence("The module provides a way to compress these files on disk.")
     assert not prose_sentence("Return x[i] for i in range(n).")
+
+
+def test_the_manual_is_scored_apart_from_the_docstrings(task) -> None:
+    """The first `eval_size` rows are the docstrings' (the metric); the rest are the reference
+    manual's, scored beside them. Noise on the manual's rows alone moves only its scores."""
+    targets = np.random.default_rng(0).standard_normal((128 + 256, 16)).astype(np.float32)
+    outputs = targets.copy()
+    outputs[128:] += np.random.default_rng(1).standard_normal((256, 16)).astype(np.float32)
+    assert task.score(outputs, targets) == pytest.approx(1.0)
+    scores = task.extra_scores(outputs, targets)
+    assert scores["recall_at_10"] == 1.0
+    assert scores["cosine_manual"] < 0.9 and scores["recall_at_10_manual"] < 0.8
+    manual = set(manual_sentences())
+    assert len(manual) > 900 and not manual & set(stdlib_sentences())
 
 
 def test_recall_at_10_is_one_for_the_same_embeddings_and_drops_with_noise() -> None:

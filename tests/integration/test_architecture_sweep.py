@@ -1,0 +1,90 @@
+"""A real sweep over architecture × recipe × runtime (Ray, SQLite, MLflow, the CLI): trials
+run on both runtimes, a draw its runtime cannot realise is pruned with the reason before
+anything runs, the front lists each row's runtime, and MLflow records each student's
+architecture, its knobs and FLOPs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from slimsweep.sweeps.engine.study import open_storage
+
+pytestmark = pytest.mark.integration
+
+HERE = Path(__file__).parent
+TINY = "{stage: conv_student, blocks: 2, channels: 4, kernel: 1, hidden: 16, steps: 300}"
+WIDE = "{stage: conv_student, blocks: 3, channels: 24, kernel: 3, hidden: 64, steps: 300}"
+NONE = "{stage: none}"
+ENQUEUED = [
+    # the smallest model of the sweep, on torch_cpu (on the front), and a wider student
+    f"{{runtime: torch_cpu, arch: {TINY}, prune: {NONE}, "
+    "quantize: {precision: int4_weight, group_size: 32}}",
+    f"{{runtime: ort_cpu, arch: {WIDE}, prune: {NONE}, quantize: {{precision: fp16}}}}",
+    # each runtime refuses the other's integer kernels
+    f"{{runtime: ort_cpu, arch: {NONE}, prune: {NONE}, quantize: {{precision: int8_weight}}}}",
+    f"{{runtime: torch_cpu, arch: {NONE}, prune: {NONE}, "
+    "quantize: {precision: int8_dynamic, per_channel: true}}",
+]
+
+
+def slimsweep(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "slimsweep.sweeps.cli", *args]
+    return subprocess.run(command, cwd=HERE, capture_output=True, text=True, timeout=600)
+
+
+def test_a_joint_sweep_runs_both_runtimes_prunes_refusals_and_records_architectures(
+    tmp_path: Path, baseline_cache: Path, trained_digits
+) -> None:
+    args = [
+        f"sweep.dir={tmp_path}",
+        f"sweep.cache_dir={baseline_cache}",
+        "sweep.name=joint",
+        "space=digits_nas",
+        f"space.enqueue=[{', '.join(ENQUEUED)}]",
+        "search.n_trials=5",
+        "search.first_tries=false",
+        "runtime.latency.warmup=2",
+        "runtime.latency.repeats=10",
+        "runtime.latency.min_seconds=0",
+        "runtime.latency.pair_rounds=2",
+        "runtime.latency.quiet_rounds=1",
+    ]
+    run = slimsweep("run", "--quiet", *args)
+    assert run.returncode == 0, run.stderr
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    trials = optuna.load_study(study_name="joint", storage=storage).get_trials()
+
+    refused = {t.params["runtime"]: t for t in trials if t.state == TrialState.PRUNED}
+    assert set(refused) == {"ort_cpu", "torch_cpu"}
+    assert (
+        "runtime ort_cpu cannot run quantize(precision=int8_weight)"
+        in (refused["ort_cpu"].user_attrs["refused"])
+    )
+    assert "runtime torch_cpu cannot run" in refused["torch_cpu"].user_attrs["refused"]
+
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 3  # the baseline and the two students
+    artifacts = {t.params["runtime"]: t.user_attrs["artifact"] for t in done}
+    assert artifacts["torch_cpu"].endswith(".pt2") and artifacts["ort_cpu"].endswith(".onnx")
+
+    front = json.loads(slimsweep("pareto", "joint", f"sweep.dir={tmp_path}", "--json").stdout)
+    assert {row["runtime"] for row in front["front"]} == {"ort_cpu", "torch_cpu"}
+    table = slimsweep("pareto", "joint", f"sweep.dir={tmp_path}").stdout
+    assert "runtime" in table.splitlines()[2] and "torch_cpu" in table
+    assert "2 refused by their runtime" in table
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("joint")
+    runs = client.search_runs([experiment.experiment_id], "tags.`slimsweep.role` = 'trial'")
+    by_arch = {run.data.tags.get("slimsweep.arch", ""): run for run in runs}
+    assert set(by_arch) == {"", "B2 C4 K1 U16", "B3 C24 K3 U64"}
+    tiny, baseline = by_arch["B2 C4 K1 U16"], by_arch[""]
+    assert tiny.data.params["arch.channels"] == "4" and tiny.data.params["runtime"] == "torch_cpu"
+    assert 0 < tiny.data.metrics["flops"] < baseline.data.metrics["flops"] / 10
+    assert tiny.data.metrics["param_count"] < baseline.data.metrics["param_count"] / 10
