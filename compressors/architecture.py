@@ -23,7 +23,7 @@ import torch
 
 from slimsweep.compressors.base import STAGES, CompressedModel, Stage, StageContext
 from slimsweep.compressors.finetune import TrainConfig, finetune
-from slimsweep.sweeps.errors import require_choice
+from slimsweep.sweeps.errors import ConfigError, require_choice
 from slimsweep.sweeps.registry import Registry
 from slimsweep.sweeps.task import Batch
 
@@ -78,16 +78,19 @@ def arch_summary(stage: str, params: dict[str, Any]) -> str | None:
     """The one-line architecture a recipe step builds, or None for a step of no family."""
     if stage not in FAMILIES.names():
         return None
-    return FAMILIES.get(stage).knobs(**params).summary()
+    try:
+        return FAMILIES.get(stage).knobs(**params).summary()
+    except (ConfigError, TypeError, ValueError):
+        return None  # a draw its stage refuses: the trial fails with that reason
 
 
 def _student(
     family: Family, model: CompressedModel, config: StudentConfig, ctx: StageContext
 ) -> CompressedModel:
     """The student built from the incoming model (the teacher: a family's slot comes
-    first), then distilled from the teacher for the configured budget. A zero of a
-    teacher-initialised student (padding where the student is wider) is trained like any
-    other weight."""
+    first), then distilled from the teacher for the configured budget. Its zeros (a padded
+    kernel, the projection back to the teacher's width) are trained like any other weight,
+    not kept as pruned ones."""
     torch.manual_seed(ctx.seed)
     build = family.from_teacher if config.init == "teacher" else family.random
     with torch.no_grad():

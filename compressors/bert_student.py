@@ -139,7 +139,7 @@ def _usage(bert: nn.Module, layers: list[int], calibration: list[Batch]) -> _Usa
 
         return record
 
-    def neuron_hook(index: int, out: nn.Linear):  # noqa: ANN202
+    def neuron_hook(index: int):  # noqa: ANN202
         def record(_: nn.Module, args: tuple) -> None:
             reads = args[0].reshape(-1, args[0].shape[-1]).square().sum(0)
             usage.neurons[index] = usage.neurons.get(index, 0) + reads
@@ -151,7 +151,7 @@ def _usage(bert: nn.Module, layers: list[int], calibration: list[Batch]) -> _Usa
         layer = bert.encoder.layer[i]
         out = layer.attention.output.dense
         handles.append(out.register_forward_pre_hook(attention_hook(i, out)))
-        handles.append(layer.output.dense.register_forward_pre_hook(neuron_hook(i, out)))
+        handles.append(layer.output.dense.register_forward_pre_hook(neuron_hook(i)))
     try:
         for inputs, _ in calibration[:CALIBRATION_BATCHES]:
             states = bert(**inputs, output_hidden_states=True).hidden_states

@@ -1,5 +1,5 @@
 """The `conv_student` family: students of a VGG-style CNN (the digits task's model) with
-fewer conv blocks, fewer channels, another kernel size and fewer hidden units.
+other numbers of conv blocks, channels and hidden units, and another kernel size.
 
 Layout recognised: `features`, an nn.Sequential of blocks that each start with a Conv2d
 (followed by whatever the block does after it: activation, pooling), and `classifier`, an
@@ -9,8 +9,9 @@ its width of block 0) channels.
 
 From the teacher: each block keeps the channels whose activations are largest on
 calibration data; a smaller kernel is the centre of the teacher's, a larger one the
-teacher's padded with zeros; the hidden units kept are those whose activation times outgoing
-weight is largest. The first Linear takes the teacher's columns of the kept channels when
+teacher's padded with zeros; the hidden units kept are those whose activation (after the
+ReLU) times outgoing weight is largest. Where the student is wider than the teacher, the
+extra channels and units keep their fresh initialisation. The first Linear takes the teacher's columns of the kept channels when
 the student keeps every block (the same spatial map); otherwise its input means something
 else and it starts fresh, as does any layer that has no teacher counterpart.
 """
@@ -119,7 +120,9 @@ def random_student(teacher: nn.Module, knobs: ConvKnobs, calibration: list[Batch
     return _shaped(teacher, knobs, calibration)
 
 
-def _activations(teacher: nn.Module, modules: list[nn.Module], calibration: list[Batch]) -> list:
+def _activations(
+    teacher: nn.Module, modules: list[nn.Module], calibration: list[Batch]
+) -> list[torch.Tensor]:
     """Mean |output| per channel (dim 1) of each module, over the calibration split."""
     sums: dict[int, torch.Tensor] = {}
 
@@ -140,6 +143,14 @@ def _activations(teacher: nn.Module, modules: list[nn.Module], calibration: list
     return [sums[i] for i in range(len(modules))]
 
 
+def _after(teacher: nn.Module, hidden: nn.Linear) -> nn.Module:
+    """The activation after the hidden Linear (a unit's use is what passes it), else the
+    Linear itself."""
+    layers = list(teacher.classifier)
+    following = layers[layers.index(hidden) + 1 :]
+    return following[0] if following and not isinstance(following[0], nn.Linear) else hidden
+
+
 def _kernel(weight: torch.Tensor, size: int) -> torch.Tensor:
     """The teacher's kernel cropped to its centre, or padded with zeros, to `size`."""
     have = weight.shape[-1]
@@ -156,20 +167,20 @@ def from_teacher(teacher: nn.Module, knobs: ConvKnobs, calibration: list[Batch])
     hidden, output = _linears(teacher)
     widths = _widths(blocks, knobs)
     outs = [b.after[0] if b.after else b.conv for b in blocks]
-    *channel_use, unit_use = _activations(teacher, [*outs, hidden], calibration)
+    *channel_use, unit_use = _activations(teacher, [*outs, _after(teacher, hidden)], calibration)
     kept_in = torch.arange(blocks[0].conv.in_channels)
     student_convs = [m for m in student.features if isinstance(m, nn.Conv2d)]
     for block, conv, width, use in zip(blocks, student_convs, widths, channel_use, strict=False):
-        kept = kept_indices(use, width)
-        weight = block.conv.weight[kept][:, kept_in]
-        conv.weight.copy_(_kernel(weight, knobs.kernel))
-        conv.bias.copy_(block.conv.bias[kept])
+        kept = padded(kept_indices(use, width), width)
+        transplant(conv.weight, _kernel(block.conv.weight, knobs.kernel), kept, kept_in)
+        transplant(conv.bias, block.conv.bias, kept)
         kept_in = kept
     new_hidden, new_output = _linears(student)
     units = padded(kept_indices(unit_use * output.weight.norm(dim=0), knobs.hidden), knobs.hidden)
     if knobs.blocks == len(blocks):  # the same spatial map: each channel's columns carry over
         cells = hidden.in_features // blocks[-1].conv.out_channels
-        columns = (kept_in[:, None] * cells + torch.arange(cells)).flatten()
+        columns = kept_in[:, None] * cells + torch.arange(cells)
+        columns = torch.where(kept_in[:, None] < 0, -1, columns).flatten()
         transplant(new_hidden.weight, hidden.weight, units, columns)
     transplant(new_hidden.bias, hidden.bias, units)
     transplant(new_output.weight, output.weight, None, units)

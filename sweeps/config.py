@@ -1,5 +1,6 @@
 """Compose the Hydra config and check all of it before anything launches."""
 
+import copy
 import dataclasses
 import os
 import re
@@ -17,7 +18,7 @@ from slimsweep.sweeps.settings import (
     SweepSettings,
     TrackingSettings,
 )
-from slimsweep.sweeps.space import NO_STAGE, Space
+from slimsweep.sweeps.space import NO_STAGE, RecipeStep, Space
 from slimsweep.sweeps.typed import typed
 
 if TYPE_CHECKING:
@@ -130,17 +131,18 @@ def compose(overrides: list[str], runtime_choices: bool = True) -> dict[str, Any
     except (HydraException, OmegaConfBaseException) as error:
         as_fields = _task_fields_added(str(error), overrides)
         if as_fields is not None:
-            return compose(as_fields)
+            return compose(as_fields, runtime_choices)
         raise ConfigError(_explain(str(error), overrides)) from None
     for key in resolved:
         if key not in (*SECTIONS, RUNTIME_CHOICES):
             raise ConfigError(f"unknown key {key!r}; allowed top-level keys: {', '.join(SECTIONS)}")
-    choices = (resolved["space"].get("runtime") or {}).get("choices") or []
+    spec = resolved["space"].get("runtime")
+    choices = spec.get("choices") if isinstance(spec, dict) else None  # else: refused later
     if runtime_choices and isinstance(choices, list) and choices:
         # the sweep's own runtime keeps its overrides; the others are composed as named
         others = [o for o in overrides if not o.lstrip("+~").startswith("runtime")]
         resolved[RUNTIME_CHOICES] = {
-            name: resolved["runtime"]
+            name: copy.deepcopy(resolved["runtime"])
             if name == resolved["runtime"].get("name")
             else _composed_runtime(others, name)
             for name in choices
@@ -178,6 +180,7 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
         name: runtime_config(node) for name, node in resolved.get(RUNTIME_CHOICES, {}).items()
     }
     _check_runtime_choices(runtime, runtimes)
+    _check_queued_runtimes(space)
     _check_runtime_realises(space, [runtime] if space.runtime is None else list(runtimes.values()))
     _check_stage_order(space)
     _check_architecture(space, task)
@@ -304,7 +307,7 @@ def _step_refusal(stage_name: str, params: dict[str, Any], runtime: str) -> str 
     return handlers.refusal(plan) or _ACCEPTED
 
 
-def runtime_refusal(recipe: list[Any], runtime: str) -> str | None:
+def runtime_refusal(recipe: list[RecipeStep], runtime: str) -> str | None:
     """Why `runtime` cannot realise a drawn recipe (its quantizing step), or None."""
     from slimsweep.compressors import STAGES
 
@@ -316,12 +319,34 @@ def runtime_refusal(recipe: list[Any], runtime: str) -> str | None:
     return None
 
 
+def _check_queued_runtimes(space: Space) -> None:
+    """The baseline and every enqueued recipe must be one its runtime can realise (a drawn
+    one is pruned instead); the baseline runs on the sweep's runtime."""
+    import optuna
+
+    queued = [("space.baseline", space.baseline)] if space.baseline else []
+    queued += [(f"space.enqueue[{i}]", params) for i, params in enumerate(space.enqueue)]
+    for where, params in queued:
+        runtime = space.runtime_of(params)
+        if runtime is None:
+            continue
+        reason = runtime_refusal(space.sample(optuna.trial.FixedTrial(params)), runtime)
+        if reason is not None:
+            raise ConfigError(f"{where}: {reason}")
+
+
 def _check_runtime_choices(runtime: RuntimeConfig, choices: dict[str, RuntimeConfig]) -> None:
     """A space's runtimes are timed beside the sweep runtime's baseline, on one hardware
     target: all on the CPU or all on the GPU."""
     from slimsweep.sweeps.runtimes import RUNTIMES
 
-    for name in choices:
+    for name, config in choices.items():
+        if config.threads != runtime.threads:
+            raise ConfigError(
+                f"space.runtime.choices: {name} would run on {config.threads} threads and "
+                f"runtime={runtime.name} on {runtime.threads} (runtime.threads reaches the "
+                "sweep's runtime only): set cluster.cpus_per_trial, which every runtime follows"
+            )
         if RUNTIMES.get(name).gpu != RUNTIMES.get(runtime.name).gpu:
             where = "a GPU" if RUNTIMES.get(name).gpu else "the CPU"
             raise ConfigError(

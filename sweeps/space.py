@@ -193,9 +193,13 @@ def parse_space(
         _parse_slot(slot_name, spec, stage_configs, accepts) for slot_name, spec in recipe.items()
     )
     runtime = _parse_runtime(node.get(RUNTIME_PARAM), runtimes)
-    space = Space(str(node.get("name", "space")), slots, runtime=runtime)
     if runtime is not None and default_runtime not in runtime.choices:
-        default_runtime = runtime.choices[0]
+        raise ConfigError(
+            f"space.runtime.choices {list(runtime.choices)} must include runtime="
+            f"{default_runtime}: the baseline runs there, and every latency is paired with "
+            "its artifact"
+        )
+    space = Space(str(node.get("name", "space")), slots, runtime=runtime)
     enqueue = tuple(
         _check_enqueued(space, f"space.enqueue[{i}]", e, default_runtime)
         for i, e in enumerate(node.get("enqueue") or [])
@@ -203,6 +207,11 @@ def parse_space(
     baseline = node.get("baseline")
     if baseline is not None:
         baseline = _check_enqueued(space, "space.baseline", baseline, default_runtime)
+        if runtime is not None and baseline[RUNTIME_PARAM] != default_runtime:
+            raise ConfigError(
+                f"space.baseline: runtime={baseline[RUNTIME_PARAM]}; the baseline runs on the "
+                f"sweep's runtime ({default_runtime}), whose artifact every latency is paired with"
+            )
     return Space(space.name, space.slots, enqueue, baseline, runtime)
 
 
@@ -257,10 +266,11 @@ def _parse_slot(
     # keys of one stage see both.
     fixed = {p.key: p.value for p in params if not p.searched and not p.when}
     slot = Slot(slot_name, stage, tuple(params))
+    drawn = {name: slot.configurations(name) for name in stage.candidates() if name != NO_STAGE}
     for param in params:
         for stage_name in _stages_param_applies_to(stage, param):
             others = {k: v for k, v in fixed.items() if k != param.key}
-            combinations = slot.configurations(stage_name)
+            combinations = drawn[stage_name]
             _check_against_stage(
                 f"{where}.{param.key}",
                 param,
@@ -269,17 +279,17 @@ def _parse_slot(
                 others,
                 combinations,
             )
-    _check_combinations(where, slot, stage_configs)
+    _check_combinations(where, stage_configs, drawn)
     return slot
 
 
-def _check_combinations(where: str, slot: Slot, stage_configs: Mapping[str, type]) -> None:
-    """Every combination of the slot's values must make a config its stage takes (heads
-    that do not divide the hidden size, say), so that none is ever drawn."""
-    for stage_name in slot.stage.candidates():
-        if stage_name == NO_STAGE:
-            continue
-        for params in slot.configurations(stage_name):
+def _check_combinations(
+    where: str, stage_configs: Mapping[str, type], drawn: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Every combination of the slot's values (`drawn`, by stage) must make a config its
+    stage takes (heads that do not divide the hidden size, say), so that none is ever drawn."""
+    for stage_name, combinations in drawn.items():
+        for params in combinations:
             try:
                 stage_configs[stage_name](**params)
             except (ConfigError, TypeError, ValueError) as error:

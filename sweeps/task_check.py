@@ -89,11 +89,21 @@ def check_task(
             f"{getattr(outputs, 'shape', type(outputs).__name__)}"
         )
 
+    # The first and last eval batches (a task may score parts of its eval split apart, as
+    # MiniLM its second corpus): every score the split gives is then a known metric.
+    scored = [data.eval[0]] if len(data.eval) == 1 else [data.eval[0], data.eval[-1]]
+    computed = {id(inputs): outputs}
+
     def predict(batch: dict[str, np.ndarray]) -> np.ndarray:
-        return outputs.numpy()  # the outputs just checked, of this very batch
+        for inputs, _ in scored:  # the outputs just checked, or the last batch's
+            if all(np.array_equal(batch[k], inputs[k].numpy()) for k in inputs):
+                if id(inputs) not in computed:
+                    computed[id(inputs)] = _run_model(task, model, inputs, "the last eval batch")
+                return computed[id(inputs)].numpy()
+        raise AssertionError("scored a batch that was not given")
 
     try:
-        scores = evaluate_all(task, predict, [data.eval[0]])
+        scores = evaluate_all(task, predict, scored)
     except TypeError as error:  # a score that is not a finite number
         raise ConfigError(str(error)) from None
     except Exception as error:

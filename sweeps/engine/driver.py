@@ -56,6 +56,7 @@ from slimsweep.sweeps.results.keys import (
     FINISHED_ATTR,
     PENDING_RUN,
     RECIPE_KEY_ATTR,
+    REFUSED_ATTR,
     SEEDED_FROM_ATTR,
     SENT_RUNS_ATTR,
 )
@@ -108,6 +109,9 @@ def run_sweep(settings: Settings, progress: LineProgress | None = None) -> optun
         shutil.rmtree(scratch, ignore_errors=True)
     _refuse_all_failed(study)
     return study
+
+
+REFUSALS_PER_TRIAL = 10  # refused draws not counted toward n_trials, per trial to run
 
 
 @dataclass(frozen=True)
@@ -262,7 +266,7 @@ def _run_trials(running: "_Running", remaining: int) -> None:
     pool, keepalive = running.pool, running.keepalive
     repeats = Repeats(study, settings.space)
     held: list[tuple[optuna.Trial, list, str]] = []
-    asked = 0
+    asked = refusals = 0
     # only a constraint relative to the baseline waits for it; once done, it stays done
     baseline_pending = any(c.of_baseline for c in settings.search.constraints)
     while asked < remaining or len(pool) or held:
@@ -279,6 +283,11 @@ def _run_trials(running: "_Running", remaining: int) -> None:
                 trial, asked = study.ask(), asked + 1
                 drawn = _drawn(running, trial)
                 if drawn is None:
+                    # a draw its runtime refused ran nothing: it does not count, up to a cap
+                    told = study.get_trials(deepcopy=False)[trial.number]
+                    refused = REFUSED_ATTR in told.user_attrs
+                    refusals += refused
+                    asked -= refused and refusals <= REFUSALS_PER_TRIAL * remaining
                     continue
                 recipe, key = drawn
                 if alone and trial.params != settings.space.baseline:

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from slimsweep.sweeps.results.keys import RECIPE_KEY_ATTR, REUSED_FROM_ATTR
+from slimsweep.sweeps.results.keys import RECIPE_KEY_ATTR, REFUSED_ATTR, REUSED_FROM_ATTR
 from slimsweep.sweeps.space import RecipeStep, Space
 
 ANSWERING = (TrialState.COMPLETE, TrialState.PRUNED)  # what a repeat is answered from
@@ -37,7 +37,8 @@ class Repeats:
     def __init__(self, study: optuna.Study, space: Space) -> None:
         self.computed: dict[str, FrozenTrial] = {}  # completed, or stopped early (PRUNED)
         for trial in study.get_trials(deepcopy=False, states=ANSWERING):
-            if REUSED_FROM_ATTR not in trial.user_attrs:
+            # a refused draw computed nothing (and its runtime may take it after an upgrade)
+            if not {REUSED_FROM_ATTR, REFUSED_ATTR} & set(trial.user_attrs):
                 self.computed.setdefault(_key_of(trial, space), trial)
         self.running: set[str] = set()
         self.waiting: dict[str, list[Any]] = defaultdict(list)

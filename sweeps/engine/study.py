@@ -14,6 +14,7 @@ from slimsweep.sweeps.errors import ConfigError, SweepError
 from slimsweep.sweeps.results.keys import (
     CONSTRAINTS_ATTR,
     LAST_RUN_AT_ATTR,
+    REFUSED_ATTR,
     REQUEUED_FROM_ATTR,
     RUNTIME_ATTR,
     SEARCHED_ATTR,
@@ -203,7 +204,8 @@ def finished_count(study: optuna.Study) -> int:
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     done = sum(t.state in ended for t in trials)
     taken = sum(SEEDED_FROM_ATTR in t.user_attrs for t in trials)  # run by another sweep
-    return done - taken - sum(REQUEUED_FROM_ATTR in t.user_attrs for t in trials)
+    refused = sum(REFUSED_ATTR in t.user_attrs for t in trials)  # its runtime ran nothing
+    return done - taken - refused - sum(REQUEUED_FROM_ATTR in t.user_attrs for t in trials)
 
 
 def open_existing(storage: str, name: str | None) -> optuna.Study:

@@ -7,12 +7,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from slimsweep.sweeps.config import Settings
+from slimsweep.sweeps.config import Settings, runtime_refusal
 from slimsweep.sweeps.engine.hardware import fingerprint
 from slimsweep.sweeps.engine.repeats import recipe_key
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.results.feasibility import constrain
 from slimsweep.sweeps.results.keys import (
+    ARCH_ATTR,
     ARTIFACT_ATTR,
     BASELINE_ATTR,
     BASELINE_SHA_ATTR,
@@ -58,13 +59,28 @@ def first_tries(space: Space) -> list[dict[str, Any]]:
             )
             if params != space.baseline and params not in tries and produces(space, params):
                 tries.append(params)
-    return tries
+    return [params for params in tries if not _refused(space, params)]
+
+
+def _refused(space: Space, params: dict[str, Any]) -> bool:
+    """Its runtime (the baseline's, in a space that chooses) cannot realise it."""
+    runtime = space.runtime_of(params)
+    recipe = space.sample(optuna.trial.FixedTrial(params))
+    return runtime is not None and runtime_refusal(recipe, runtime) is not None
 
 
 # What a seeded trial keeps of the source's: its recipe and what it measured, its run (to
 # link to, never to write to) and whether it was the baseline. Nothing about how the source
 # sweep ran it (requeues, repeats) comes along.
-KEPT_ATTRS = (RECIPE_ATTR, RECIPE_KEY_ATTR, METRICS_ATTR, ARTIFACT_ATTR, RUN_ID_ATTR, BASELINE_ATTR)
+KEPT_ATTRS = (
+    RECIPE_ATTR,
+    RECIPE_KEY_ATTR,
+    METRICS_ATTR,
+    ARTIFACT_ATTR,
+    RUN_ID_ATTR,
+    BASELINE_ATTR,
+    ARCH_ATTR,
+)
 
 
 def seed_from(study: optuna.Study, storage: optuna.storages.BaseStorage, settings: Settings) -> int:

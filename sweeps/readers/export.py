@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from slimsweep.sweeps.config import RUNTIME_CHOICES
 from slimsweep.sweeps.errors import SweepError
 from slimsweep.sweeps.readers.descriptions import objectives_table
 from slimsweep.sweeps.readers.pareto import UNFINISHED, not_remeasured
@@ -66,13 +67,16 @@ def _latency_source(results: SweepResults, row: TrialRow) -> str:
 
 def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, config: dict) -> str:
     on_front = results.on_front(row.trial)
+    # the runtime the space chose for this trial, as composed; else the sweep's
+    runtime = config.get(RUNTIME_CHOICES, {}).get(row.runtime, config["runtime"])
     lines = [
         f"# {results.name} / trial {row.trial}",
         "",
         f"- recipe: {row.recipe}",
         f"- artifact: `{row.artifact}`, sha256 `{sha256}`",
-        f"- runtime: {row.runtime or config['runtime']['name']} "
-        f"({config['runtime'].get('threads')} threads)",
+        f"- runtime: {runtime['name']} ({runtime.get('threads')} threads"
+        + (f", {runtime['mode']}" if "mode" in runtime else "")
+        + ")",
         f"- measured on: {details.get('hardware', 'unknown')}",
         "- inputs: "
         + (

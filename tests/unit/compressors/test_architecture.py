@@ -84,7 +84,7 @@ def test_the_teachers_own_shape_from_the_teacher_is_the_teacher(
     "shape",
     [
         {"blocks": 3, "channels": 16, "kernel": 3, "hidden": 128},
-        {"blocks": 3, "channels": 8, "kernel": 5, "hidden": 64},
+        {"blocks": 3, "channels": 24, "kernel": 5, "hidden": 64},
         {"blocks": 3, "channels": 24, "kernel": 3, "hidden": 300},  # hidden wider than 256
     ],
 )

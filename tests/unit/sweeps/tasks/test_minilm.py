@@ -76,16 +76,23 @@ def test_splits_are_real_sentences_fixed_and_disjoint(task, data) -> None:
     assert not prose_sentence("Return x[i] for i in range(n).")
 
 
-def test_the_manual_is_scored_apart_from_the_docstrings(task) -> None:
-    """The first `eval_size` rows are the docstrings' (the metric); the rest are the reference
-    manual's, scored beside them. Noise on the manual's rows alone moves only its scores."""
-    targets = np.random.default_rng(0).standard_normal((128 + 256, 16)).astype(np.float32)
-    outputs = targets.copy()
+def test_the_manual_is_scored_apart_from_the_docstrings(task, data) -> None:
+    """Each target row says its corpus: the docstrings' rows give the metric, the reference
+    manual's are scored beside them, and any part of the split scores right (the task check
+    and early stops score a few batches). Noise on the manual's rows moves only its scores."""
+    corpus = np.concatenate([t[:, -1].numpy() for _, t in data.eval])
+    assert corpus.tolist() == [0.0] * 128 + [1.0] * 256
+    embeddings = np.random.default_rng(0).standard_normal((384, 16)).astype(np.float32)
+    targets = np.concatenate([embeddings, corpus[:, None]], axis=1)
+    outputs = embeddings.copy()
     outputs[128:] += np.random.default_rng(1).standard_normal((256, 16)).astype(np.float32)
     assert task.score(outputs, targets) == pytest.approx(1.0)
     scores = task.extra_scores(outputs, targets)
     assert scores["recall_at_10"] == 1.0
     assert scores["cosine_manual"] < 0.9 and scores["recall_at_10_manual"] < 0.8
+    first = task.extra_scores(outputs[:32], targets[:32])  # one docstring batch: no manual
+    assert set(first) == {"recall_at_10"} and task.score(outputs[:32], targets[:32]) > 0.99
+    assert task.score(outputs[-32:], targets[-32:]) < 0.9  # only manual rows: scored on them
     manual = set(manual_sentences())
     assert len(manual) > 900 and not manual & set(stdlib_sentences())
 
