@@ -70,6 +70,10 @@ def test_a_joint_sweep_runs_both_runtimes_prunes_refusals_and_records_architectu
 
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(done) == 3  # the baseline and the two students
+    # the quiet phase re-measured the torch_cpu trial on its own runtime
+    (on_torch,) = [t for t in done if t.params["runtime"] == "torch_cpu"]
+    study = optuna.load_study(study_name="joint", storage=storage)
+    assert str(on_torch.number) in study.user_attrs["quiet_latency"]
     artifacts = {t.params["runtime"]: t.user_attrs["artifact"] for t in done}
     assert artifacts["torch_cpu"].endswith(".pt2") and artifacts["ort_cpu"].endswith(".onnx")
 

@@ -136,11 +136,12 @@ def test_every_bert_student_the_space_draws_builds_and_runs(minilm) -> None:
     short = [({k: v[:4, :16] for k, v in data.calibration[0][0].items()}, None)]
     for shape in shapes:
         knobs = family.knobs(**shape)
-        with torch.no_grad():
-            student = family.random(teacher, knobs, short)
-            out = student(**short[0][0])
-        assert out.shape == (4, 384), knobs.summary()  # the teacher's width, always
-        assert torch.isfinite(out).all(), knobs.summary()
+        for build in (family.from_teacher, family.random):
+            with torch.no_grad():
+                student = build(teacher, knobs, short)
+                out = student(**short[0][0])
+            assert out.shape == (4, 384), knobs.summary()  # the teacher's width, always
+            assert torch.isfinite(out).all(), knobs.summary()
         bert = student.bert.model if hasattr(student.bert, "model") else student.bert
         config = bert.config
         assert (config.num_hidden_layers, config.hidden_size) == (knobs.layers, knobs.hidden)
@@ -191,7 +192,8 @@ def test_a_space_that_can_draw_heads_not_dividing_hidden_is_refused_before_launc
 
 
 def test_a_shipped_spaces_draws_are_all_valid_architectures() -> None:
-    """What the sampler asks for, many times over: every draw makes a config its family takes."""
+    """What the sampler asks for, many times over, through the space as parsed: every draw
+    makes a config its family takes."""
     for overrides in (["space=digits_nas"], ["space=minilm_nas", "task=minilm"]):
         space = load_settings(overrides).space
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

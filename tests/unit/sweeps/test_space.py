@@ -205,3 +205,88 @@ def test_slot_configurations_are_exactly_what_sampling_can_produce() -> None:
     assert found == sorted(map(repr, expected))
     prune = parse_space(node, STAGES).slots[0]
     assert prune.configurations("prune") == [{"sparsity": 0.1}, {"sparsity": 0.9}]
+
+
+@dataclass(frozen=True)
+class ShapeConfig:
+    hidden: int = 256
+    heads: int = 8
+
+    def __post_init__(self) -> None:
+        if self.hidden % self.heads:
+            raise ConfigError(f"heads={self.heads} must divide hidden={self.hidden}")
+
+
+def test_a_combination_that_a_stage_refuses_is_refused_before_any_draw() -> None:
+    """Each value alone is one the stage takes with some other; one pair is not."""
+    shape = {"stage": "shape", "hidden": {"choices": [192, 256]}, "heads": {"choices": [6, 8]}}
+    with pytest.raises(ConfigError, match=r"can draw hidden=256, heads=6, .*must divide"):
+        parse_space({"name": "s", "recipe": {"arch": shape}}, {"shape": ShapeConfig})
+    valid = {**shape, "heads": {"choices": [4, 8]}}
+    assert parse_space({"name": "s", "recipe": {"arch": valid}}, {"shape": ShapeConfig})
+    # every value of a short integer range is tried, not only its ends
+    stepped = {**shape, "hidden": {"low": 128, "high": 384, "step": 32}}
+    with pytest.raises(ConfigError, match="hidden=160"):
+        parse_space(
+            {"name": "s", "recipe": {"arch": {**stepped, "heads": 64}}}, {"shape": ShapeConfig}
+        )
+
+
+def test_a_runtime_choice_is_drawn_first_and_queued_recipes_name_theirs() -> None:
+    node = {
+        **space_node(),
+        "runtime": {"choices": ["ort_cpu", "torch_cpu"]},
+        "baseline": {"prune": {"stage": NO_STAGE}, "quantize": {"precision": "fp32"}},
+        "enqueue": [
+            {
+                "runtime": "torch_cpu",
+                "prune": {"stage": NO_STAGE},
+                "quantize": {"precision": "fp32"},
+            }
+        ],
+    }
+    space = parse_space(node, STAGES, ("ort_cpu", "torch_cpu"), "ort_cpu")
+    assert space.baseline["runtime"] == "ort_cpu"  # the sweep's, unless named
+    assert space.enqueue[0]["runtime"] == "torch_cpu"
+    trial = optuna.create_study().ask()
+    space.sample(trial)
+    assert next(iter(trial.params)) == "runtime" and space.runtime_of(trial.params) in (
+        "ort_cpu",
+        "torch_cpu",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"runtime": ["ort_cpu", "torch_cpu"]}, r"space.runtime must be \{choices"),
+        ({"runtime": {"choices": ["ort_cpu", "tflite"]}}, "unknown runtime 'tflite'"),
+        ({"runtime": {"choices": ["torch_cpu"]}}, "must include runtime=ort_cpu"),
+        (
+            {
+                "runtime": {"choices": ["ort_cpu", "torch_cpu"]},
+                "baseline": {
+                    "runtime": "torch_cpu",
+                    "prune": {"stage": NO_STAGE},
+                    "quantize": {"precision": "fp32"},
+                },
+            },
+            "the baseline runs on the sweep's runtime",
+        ),
+        (
+            {
+                "enqueue": [
+                    {
+                        "runtime": "ort_cpu",
+                        "prune": {"stage": NO_STAGE},
+                        "quantize": {"precision": "fp32"},
+                    }
+                ]
+            },
+            "names a runtime, and the space has no runtime choice",
+        ),
+    ],
+)
+def test_a_wrong_runtime_choice_is_refused(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_space({**space_node(), **change}, STAGES, ("ort_cpu", "torch_cpu"), "ort_cpu")
