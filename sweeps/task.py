@@ -12,6 +12,9 @@ quality numbers that are logged beside the metric. `data_cache_key() -> str` cac
 task's data on each node like the baseline (see `load_task_data`).
 `dynamic_axes() -> {input: {axis: name}}` names input axes besides the batch that vary (a
 sentence's length), so that artifacts take any size there (`runtimes/shapes.py`).
+`architecture_family: str` names the registered architecture family whose students the
+task's model can teach (`compressors/architecture.py`): a space's `arch` slot may then
+search that family's shapes.
 """
 
 import contextlib
