@@ -11,9 +11,10 @@ From the teacher: each block keeps the channels whose activations are largest on
 calibration data; a smaller kernel is the centre of the teacher's, a larger one the
 teacher's padded with zeros; the hidden units kept are those whose activation (after the
 ReLU) times outgoing weight is largest. Where the student is wider than the teacher, the
-extra channels and units keep their fresh initialisation. The first Linear takes the teacher's columns of the kept channels when
-the student keeps every block (the same spatial map); otherwise its input means something
-else and it starts fresh, as does any layer that has no teacher counterpart.
+extra channels and units keep their fresh initialisation. The first Linear takes the
+teacher's columns of the kept channels when the student keeps every block (the same spatial
+map); otherwise its input means something else and it starts fresh, as does any layer that
+has no teacher counterpart.
 """
 
 import copy
