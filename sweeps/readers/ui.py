@@ -2,7 +2,10 @@
 link per sweep that lands on its runs table and on its front; the servers' own logs go to
 a file, not to the console."""
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -39,8 +42,12 @@ def serve(
         lines.append("(optuna-dashboard is not installed; `pip install 'slimsweep[ui]'` adds it)")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as output:
+        # each server in a session of its own: stopping it stops what it started (MLflow's
+        # uvicorn workers and job consumers), which a plain terminate() left running
         servers = [
-            subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            )
             for command in commands
         ]
         for line in lines:
@@ -50,9 +57,19 @@ def serve(
                 time.sleep(0.5)
         finally:
             for server in servers:
-                server.terminate()
-            for server in servers:
-                server.wait(timeout=30)
+                _stop(server)
+
+
+def _stop(server: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to the server's whole process group; SIGKILL to what is left after `grace_s`."""
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, sent)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=grace_s)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)  # its children, if any outlived it
+            return
 
 
 def _studies(storage: str, port: int) -> dict[str, str]:

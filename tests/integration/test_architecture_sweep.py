@@ -26,16 +26,31 @@ ENQUEUED = [
     f"{{runtime: torch_cpu, arch: {TINY}, prune: {NONE}, "
     "quantize: {precision: int4_weight, group_size: 32}}",
     f"{{runtime: ort_cpu, arch: {WIDE}, prune: {NONE}, quantize: {{precision: fp16}}}}",
-    # each runtime refuses the other's integer kernels
-    f"{{runtime: ort_cpu, arch: {NONE}, prune: {NONE}, quantize: {{precision: int8_weight}}}}",
-    f"{{runtime: torch_cpu, arch: {NONE}, prune: {NONE}, "
-    "quantize: {precision: int8_dynamic, per_channel: true}}",
+]
+# then random draws of the runtime and of precisions that each runtime refuses one of
+DRAWN = [
+    "search/sampler=random",
+    "search.sampler.seed=0",  # draws both refusals before the sixth trial (a fixed sequence)
+    "space.recipe.prune.stage.choices=[none]",
+    "space.recipe.quantize.precision.choices=[fp32,fp16,int4_weight,int8_weight,int8_dynamic]",
 ]
 
 
 def slimsweep(*args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "slimsweep.sweeps.cli", *args]
     return subprocess.run(command, cwd=HERE, capture_output=True, text=True, timeout=600)
+
+
+def test_an_enqueued_recipe_its_runtime_cannot_run_is_refused_before_launch(
+    tmp_path: Path,
+) -> None:
+    bad = f"{{runtime: ort_cpu, arch: {NONE}, prune: {NONE}, quantize: {{precision: int8_weight}}}}"
+    run = slimsweep("run", f"sweep.dir={tmp_path}", "space=digits_nas", f"space.enqueue=[{bad}]")
+    assert run.returncode == 2
+    assert "space.enqueue[0]: runtime ort_cpu cannot run quantize(precision=int8_weight)" in (
+        run.stderr
+    )
+    assert not (tmp_path / "optuna.db").exists()
 
 
 def test_a_joint_sweep_runs_both_runtimes_prunes_refusals_and_records_architectures(
@@ -47,7 +62,8 @@ def test_a_joint_sweep_runs_both_runtimes_prunes_refusals_and_records_architectu
         "sweep.name=joint",
         "space=digits_nas",
         f"space.enqueue=[{', '.join(ENQUEUED)}]",
-        "search.n_trials=5",
+        *DRAWN,
+        "search.n_trials=6",
         "search.first_tries=false",
         "runtime.latency.warmup=2",
         "runtime.latency.repeats=10",
@@ -61,33 +77,37 @@ def test_a_joint_sweep_runs_both_runtimes_prunes_refusals_and_records_architectu
     trials = optuna.load_study(study_name="joint", storage=storage).get_trials()
 
     refused = {t.params["runtime"]: t for t in trials if t.state == TrialState.PRUNED}
-    assert set(refused) == {"ort_cpu", "torch_cpu"}
+    assert set(refused) == {"ort_cpu", "torch_cpu"}, [t.params for t in trials]
     assert (
         "runtime ort_cpu cannot run quantize(precision=int8_weight)"
         in (refused["ort_cpu"].user_attrs["refused"])
     )
-    assert "runtime torch_cpu cannot run" in refused["torch_cpu"].user_attrs["refused"]
-
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(done) == 3  # the baseline and the two students
-    # the quiet phase re-measured the torch_cpu trial on its own runtime
-    (on_torch,) = [t for t in done if t.params["runtime"] == "torch_cpu"]
-    study = optuna.load_study(study_name="joint", storage=storage)
-    assert str(on_torch.number) in study.user_attrs["quiet_latency"]
+    assert (
+        "runtime torch_cpu cannot run quantize(precision=int8_dynamic"
+        in (refused["torch_cpu"].user_attrs["refused"])
+    )
+    # refused draws ran nothing and did not count: six trials ran or were answered
+    ran = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(ran) == 6 and all("refused" not in t.user_attrs for t in ran)
+    done = [t for t in ran if "reused_from" not in t.user_attrs]
     artifacts = {t.params["runtime"]: t.user_attrs["artifact"] for t in done}
     assert artifacts["torch_cpu"].endswith(".pt2") and artifacts["ort_cpu"].endswith(".onnx")
+    # the quiet phase re-measured the torch_cpu student on its own runtime
+    (tiny,) = [t for t in done if t.params.get("arch.channels") == 4]
+    study = optuna.load_study(study_name="joint", storage=storage)
+    assert str(tiny.number) in study.user_attrs["quiet_latency"]
 
     front = json.loads(slimsweep("pareto", "joint", f"sweep.dir={tmp_path}", "--json").stdout)
     assert {row["runtime"] for row in front["front"]} == {"ort_cpu", "torch_cpu"}
     table = slimsweep("pareto", "joint", f"sweep.dir={tmp_path}").stdout
     assert "runtime" in table.splitlines()[2] and "torch_cpu" in table
-    assert "2 refused by their runtime" in table
+    assert f"{len([t for t in trials if 'refused' in t.user_attrs])} refused by their" in table
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("joint")
     runs = client.search_runs([experiment.experiment_id], "tags.`slimsweep.role` = 'trial'")
     by_arch = {run.data.tags.get("slimsweep.arch", ""): run for run in runs}
-    assert set(by_arch) == {"", "B2 C4 K1 U16", "B3 C24 K3 U64"}
+    assert {"", "B2 C4 K1 U16", "B3 C24 K3 U64"} <= set(by_arch)  # and drawn ones
     tiny, baseline = by_arch["B2 C4 K1 U16"], by_arch[""]
     assert tiny.data.params["arch.channels"] == "4" and tiny.data.params["runtime"] == "torch_cpu"
     assert 0 < tiny.data.metrics["flops"] < baseline.data.metrics["flops"] / 10
