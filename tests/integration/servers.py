@@ -4,6 +4,7 @@ Missing PostgreSQL skips outside CI and fails in it (`make test` installs it as 
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -134,3 +135,10 @@ class MlflowServer:
             "MLFLOW_TRACKING_USERNAME": ADMIN[0],
             "MLFLOW_TRACKING_PASSWORD": ADMIN[1],
         }
+
+
+def interruptible() -> None:
+    """A child's `preexec_fn`: SIGINT back to its default, as at a terminal, so that a test's
+    Ctrl-C reaches it even when the suite runs where SIGINT is ignored (a background job of
+    a non-interactive shell: `bash .ci/run &` hands that down to every process)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,6 +19,8 @@ import onnxruntime
 import optuna
 import pytest
 
+from tests.integration.servers import interruptible
+
 pytestmark = pytest.mark.integration
 
 SWEEP = "browse"
@@ -33,7 +35,9 @@ def _free_port() -> int:
 def _cli(*args: str, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
     command = [sys.executable, "-m", "slimsweep.sweeps.cli", *args]
     if kwargs.pop("background", False):
-        return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, **kwargs)
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, preexec_fn=interruptible, **kwargs
+        )
     return subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
 
 

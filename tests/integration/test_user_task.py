@@ -16,6 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.integration.servers import interruptible
+
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).parents[2] / "README.md"
@@ -178,6 +180,7 @@ def test_ctrl_c_marks_the_trials_in_flight_and_leaves_no_temporary_files(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     storage = f"sqlite:///{runs}/optuna.db"
     deadline = time.monotonic() + 300
