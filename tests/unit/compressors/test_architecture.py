@@ -36,6 +36,18 @@ def _accuracy(task, model: torch.nn.Module, batches) -> float:
     return task.score(outputs, np.concatenate([t.numpy() for _, t in batches]))
 
 
+def _taught_and_fresh(name: str, shape: dict, task, teacher, data) -> tuple[float, float]:
+    """Quality of the student built from the teacher and of a fresh one (fixed seed), before
+    any distillation."""
+    family = FAMILIES.get(name)
+    knobs = family.knobs(**shape)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        taught = family.from_teacher(teacher, knobs, data.calibration)
+        fresh = family.random(teacher, knobs, data.calibration)
+    return _accuracy(task, taught, data.eval), _accuracy(task, fresh, data.eval)
+
+
 def test_layers_are_spread_with_the_first_and_last_kept() -> None:
     assert spread_layers(6, 3) == [0, 2, 5]
     assert spread_layers(6, 1) == [5]
@@ -92,14 +104,9 @@ def test_a_conv_student_from_the_teacher_starts_better_than_a_fresh_one(
     shape, trained_digits, digits_data, digits_task
 ) -> None:
     """Before any distillation (fixed seed): the fresh one is at chance (about 0.1)."""
-    family = FAMILIES.get("conv_student")
-    knobs = family.knobs(**shape)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        taught = family.from_teacher(trained_digits, knobs, digits_data.calibration)
-        fresh = family.random(trained_digits, knobs, digits_data.calibration)
-    taught_accuracy = _accuracy(digits_task, taught, digits_data.eval)
-    fresh_accuracy = _accuracy(digits_task, fresh, digits_data.eval)
+    taught_accuracy, fresh_accuracy = _taught_and_fresh(
+        "conv_student", shape, digits_task, trained_digits, digits_data
+    )
     assert taught_accuracy > fresh_accuracy + 0.15, (taught_accuracy, fresh_accuracy)
 
 
@@ -166,14 +173,7 @@ def test_a_bert_student_from_the_teacher_starts_better_than_a_fresh_one(minilm, 
     about 0 (measured -0.02 to 0.02), a taught one 0.24 (L3 H192 A12) to 0.77 (L4 H384
     A12); the teacher's own shape rebuilt is the teacher."""
     task, data, teacher = minilm
-    family = FAMILIES.get("bert_student")
-    knobs = family.knobs(**shape)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        taught = family.from_teacher(teacher, knobs, data.calibration)
-        fresh = family.random(teacher, knobs, data.calibration)
-    taught_cosine = _accuracy(task, taught, data.eval)
-    fresh_cosine = _accuracy(task, fresh, data.eval)
+    taught_cosine, fresh_cosine = _taught_and_fresh("bert_student", shape, task, teacher, data)
     if shape["layers"] == 6:
         assert taught_cosine == pytest.approx(1.0, abs=1e-5)
     assert taught_cosine > fresh_cosine + 0.15, (taught_cosine, fresh_cosine)
