@@ -13,7 +13,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first: anything that pulls an unpinned torch gets a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test,minilm,ui,cluster,kernels]'
+	$(BIN)/pip install --quiet -e '.[test,minilm,ui,cluster,kernels,openvino]'
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)

@@ -139,22 +139,41 @@ def compose(overrides: list[str], runtime_choices: bool = True) -> dict[str, Any
     spec = resolved["space"].get("runtime")
     choices = spec.get("choices") if isinstance(spec, dict) else None  # else: refused later
     if runtime_choices and isinstance(choices, list) and choices:
-        # the sweep's own runtime keeps its overrides; the others are composed as named
+        # the sweep's own runtime keeps its overrides; the others are composed as named,
+        # with the settings the space gives them
         others = [o for o in overrides if not o.lstrip("+~").startswith("runtime")]
+        settings = spec.get("settings") or {}
         resolved[RUNTIME_CHOICES] = {
             name: copy.deepcopy(resolved["runtime"])
-            if name == resolved["runtime"].get("name")
-            else _composed_runtime(others, name)
+            if name == resolved["runtime"].get("name") and name not in settings
+            else _composed_runtime(others, str(name), settings.get(name) or {})
             for name in choices
         }
     return resolved
 
 
-def _composed_runtime(overrides: list[str], name: str) -> dict[str, Any]:
+def _composed_runtime(
+    overrides: list[str], choice: str, settings: dict[str, Any]
+) -> dict[str, Any]:
+    from slimsweep.sweeps.space import runtime_name
+
+    if not isinstance(settings, dict):
+        raise ConfigError(f"space.runtime.settings.{choice} must be a mapping of runtime keys")
+    own = [f"runtime.{key}={_override_value(value)}" for key, value in settings.items()]
     try:
-        return compose([*overrides, f"runtime={name}"], runtime_choices=False)["runtime"]
+        composed = compose(
+            [*overrides, f"runtime={runtime_name(choice)}", *own], runtime_choices=False
+        )
     except ConfigError as error:
-        raise ConfigError(f"space.runtime.choices: {name}: {error}") from None
+        raise ConfigError(f"space.runtime.choices: {choice}: {error}") from None
+    return composed["runtime"]
+
+
+def _override_value(value: Any) -> str:
+    """A settings value as a Hydra override writes it (JSON's scalars and lists are its)."""
+    import json
+
+    return json.dumps(value)
 
 
 def load_settings(overrides: list[str]) -> Settings:
@@ -185,7 +204,7 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
     _check_stage_order(space)
     _check_architecture(space, task)
     if cluster.address is None:  # trials run on this machine: it must have the hardware
-        for name in dict.fromkeys([runtime.name, *runtimes]):
+        for name in dict.fromkeys([runtime.name, *(c.name for c in runtimes.values())]):
             reason = RUNTIMES.get(name).unavailable()
             if reason:
                 raise ConfigError(f"runtime={name} cannot run here: {reason}")
@@ -295,8 +314,9 @@ def _step_refusal(stage_name: str, params: dict[str, Any], runtime: str) -> str 
     config the stage refuses itself."""
     from slimsweep.compressors import STAGES
     from slimsweep.sweeps.runtimes import RUNTIMES
+    from slimsweep.sweeps.space import runtime_name
 
-    handlers = getattr(RUNTIMES.get(runtime), "handlers", None)
+    handlers = getattr(RUNTIMES.get(runtime_name(runtime)), "handlers", None)
     if handlers is None:
         raise ConfigError(f"runtime {runtime}: it declares no `handlers` for plan types")
     stage = STAGES.get(stage_name)
@@ -347,8 +367,8 @@ def _check_runtime_choices(runtime: RuntimeConfig, choices: dict[str, RuntimeCon
                 f"runtime={runtime.name} on {runtime.threads} (runtime.threads reaches the "
                 "sweep's runtime only): set cluster.cpus_per_trial, which every runtime follows"
             )
-        if RUNTIMES.get(name).gpu != RUNTIMES.get(runtime.name).gpu:
-            where = "a GPU" if RUNTIMES.get(name).gpu else "the CPU"
+        if RUNTIMES.get(config.name).gpu != RUNTIMES.get(runtime.name).gpu:
+            where = "a GPU" if RUNTIMES.get(config.name).gpu else "the CPU"
             raise ConfigError(
                 f"space.runtime.choices: {name} runs on {where} and runtime={runtime.name} does "
                 "not; every latency of a sweep is measured on one hardware target, so its "

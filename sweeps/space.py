@@ -14,6 +14,8 @@ from slimsweep.sweeps.errors import ConfigError
 
 NO_STAGE = "none"
 RUNTIME_PARAM = "runtime"  # a space's runtime choice, drawn before its recipe
+RUNTIME_KEYS = {"choices", "settings"}
+VARIANT = ":"  # `openvino_cpu:static`: a runtime with the settings the space gives that label
 _EVERY_VALUE_UP_TO = 64
 _SPEC_KEYS = ("choices", "low", "high", "step", "log", "value", "when")
 
@@ -215,24 +217,37 @@ def parse_space(
     return Space(space.name, space.slots, enqueue, baseline, runtime)
 
 
+def runtime_name(choice: str) -> str:
+    """The registered runtime a space's runtime choice runs on: `openvino_cpu:static` is
+    `openvino_cpu` with the settings the space gives that choice."""
+    return choice.partition(VARIANT)[0]
+
+
 def _parse_runtime(spec: Any, runtimes: tuple[str, ...]) -> Param | None:
-    """`runtime: {choices: [ort_cpu, torch_cpu]}`: the runtime becomes a dimension."""
+    """`runtime: {choices: [ort_cpu, torch_cpu, openvino_cpu:static], settings: {...}}`: the
+    runtime becomes a dimension; `settings` gives a choice its runtime keys."""
     if spec is None:
         return None
     choices = spec.get("choices") if isinstance(spec, Mapping) else None
-    if not isinstance(choices, list | tuple) or not choices or set(spec) != {"choices"}:
+    if not isinstance(choices, list | tuple) or not choices or not set(spec) <= RUNTIME_KEYS:
         raise ConfigError(
-            f"space.runtime must be {{choices: [runtime, ...]}}; got {spec!r} (the sweep's "
-            "one runtime is the config group `runtime=`)"
+            f"space.runtime must be {{choices: [runtime, ...], settings: {{choice: {{key: "
+            f"value}}}}}}; got {spec!r} (the sweep's one runtime is the config group `runtime=`)"
         )
     for name in choices:
-        if name not in runtimes:
+        if not isinstance(name, str) or runtime_name(name) not in runtimes:
             raise ConfigError(
                 f"space.runtime.choices: unknown runtime {name!r}; registered: "
-                f"{', '.join(runtimes)}"
+                f"{', '.join(runtimes)} (a variant is `<runtime>{VARIANT}<label>`)"
             )
     if len(set(choices)) != len(choices):
         raise ConfigError("space.runtime.choices must not repeat a runtime")
+    settings = spec.get("settings") or {}
+    if not isinstance(settings, Mapping) or set(settings) - set(choices):
+        raise ConfigError(
+            f"space.runtime.settings names {sorted(set(settings) - set(choices))}; it may "
+            f"give settings to the choices {list(choices)} only"
+        )
     return Param(RUNTIME_PARAM, RUNTIME_PARAM, choices=tuple(choices))
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from slimsweep.sweeps.engine.bench import LatencyStats, summarise, time_runs
 from slimsweep.sweeps.engine.worker import WorkerSpec, set_up
 from slimsweep.sweeps.runtimes import build_runtime
+from slimsweep.sweeps.runtimes.artifact import write_artifact
 from slimsweep.sweeps.settings import LatencySettings, RuntimeConfig
 from slimsweep.sweeps.task import Predict
 
@@ -61,7 +62,7 @@ def _remeasure(request: RemeasureRequest) -> RemeasureResult:
                 )
             path = Path(scratch) / str(artifact.trial) / artifact.name
             path.parent.mkdir()
-            path.write_bytes(artifact.content)
+            write_artifact(artifact.content, path)
             runtime = build_runtime(artifact.runtime) if artifact.runtime else worker.runtime
             predictors[artifact.trial] = runtime.load(path)
         with worker.lock.measure("quiet"):

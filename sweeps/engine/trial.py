@@ -27,6 +27,7 @@ from slimsweep.sweeps.engine.baseline import ShippedBaseline, place
 from slimsweep.sweeps.engine.worker import Worker, WorkerSpec, cached_task, set_up
 from slimsweep.sweeps.errors import SlimsweepWarning, with_cause
 from slimsweep.sweeps.results.keys import SAVED_BYTES_PREFIX
+from slimsweep.sweeps.runtimes.artifact import artifact_size, read_artifact, write_artifact
 from slimsweep.sweeps.space import RecipeStep
 from slimsweep.sweeps.task import SplitSummary
 
@@ -138,7 +139,7 @@ class _Prepared:
             folder = tempfile.TemporaryDirectory(prefix="slimsweep-baseline-")
             path = Path(folder.name) / runtime.artifact_name
             _export(worker, self, CompressedModel(self.baseline), path, runtime)
-            self.artifacts[key] = _BaselineArtifact(path.stat().st_size, path, runtime, folder)
+            self.artifacts[key] = _BaselineArtifact(artifact_size(path), path, runtime, folder)
         return self.artifacts[key]
 
 
@@ -174,10 +175,11 @@ def _prepared_for(request: TrialRequest) -> _Prepared:
 
 def _export(
     worker: Worker, prepared: _Prepared, model: Any, path: Path, runtime: Any = None
-) -> bytes:
+) -> int:
+    """Export the model to the artifact at `path`; returns its size in bytes."""
     calibration = [inputs for inputs, _ in prepared.data.calibration]
     (runtime or worker.runtime).export(model, worker.example, calibration, path, worker.axes)
-    return path.read_bytes()
+    return artifact_size(path)
 
 
 def _node() -> str:
@@ -261,11 +263,12 @@ def _compress(request: TrialRequest, worker: Worker) -> Compressed:
         sizes = [prepared.baseline_artifact(worker, request.worker.runtime).size]
         for step in request.recipe:
             model = STAGES.get(step.stage).run(model, step.params, context)
-            sizes.append(len(_export(worker, prepared, model, path)))
-        artifact = path.read_bytes() if request.recipe else _export(worker, prepared, model, path)
+            sizes.append(_export(worker, prepared, model, path))
+        size = sizes[-1] if request.recipe else _export(worker, prepared, model, path)
+        artifact = read_artifact(path)
     parameters = list(model.module.parameters())
     metrics = {
-        "size_bytes": float(len(artifact)),
+        "size_bytes": float(size),
         "param_count": float(sum(p.numel() for p in parameters)),
         "flops": _flops(model.module, worker.example),
         "zero_fraction": float(
@@ -307,7 +310,7 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
         with lock.compute("evaluate"):
             baseline = prepared.baseline_artifact(worker, trial.worker.paired_with)
             path = Path(scratch) / runtime.artifact_name
-            path.write_bytes(compressed.artifact)
+            write_artifact(compressed.artifact, path)
             predict = runtime.load(path)
             scores = evaluate_all(task, predict, prepared.data.eval)
             example = {name: rows[:2] for name, rows in worker.latency_inputs.items()}
@@ -343,7 +346,7 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
         example_outputs=example_outputs,
         splits=prepared.splits,
         warnings=list(dict.fromkeys([*compressed.warnings, *raised])),
-        input_axes=worker.axes,
+        input_axes=runtime.artifact_axes(worker.axes),
         measured_as=runtime.measured_as(),
         nodes={"compress": compressed.node, "measure": node},
     )

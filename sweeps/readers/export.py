@@ -15,6 +15,7 @@ from slimsweep.sweeps.readers.pareto import UNFINISHED, not_remeasured
 from slimsweep.sweeps.results.keys import CONFIG_FILE, DETAILS_FILE
 from slimsweep.sweeps.results.rows import SweepResults, TrialRow
 from slimsweep.sweeps.results.tracking import TrackingStore
+from slimsweep.sweeps.runtimes.artifact import write_artifact
 
 
 def export_trial(
@@ -30,18 +31,19 @@ def export_trial(
     recipe = {"recipe": row.recipe, "params": row.params}
     card = _card(results, row, sha256, details, yaml.safe_load(config))
     files = {
-        row.artifact: content,
         "recipe.yaml": yaml.safe_dump(recipe, sort_keys=False).encode(),
         CONFIG_FILE: config.encode(),
         "MODEL_CARD.md": card.encode(),
     }
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target) as staging:  # all files appear, or none
+        artifact = write_artifact(content, Path(staging) / row.artifact)
         for file_name, data in files.items():
             (Path(staging) / file_name).write_bytes(data)
-        for file_name in files:
+        names = [*(file.name for file in artifact), *files]
+        for file_name in names:
             (Path(staging) / file_name).rename(target / file_name)
-    return [target / file_name for file_name in files]
+    return [target / file_name for file_name in names]
 
 
 def verified_artifact(row: TrialRow, store: TrackingStore) -> tuple[bytes, str]:
@@ -77,6 +79,8 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         f"- runtime: {runtime['name']} ({runtime.get('threads')} threads"
         + (f", {runtime['mode']}" if "mode" in runtime else "")
         + ")",
+        "- run as: "
+        + ("; ".join(f"{k}={v}" for k, v in details.get("measured_as", {}).items()) or "unknown"),
         f"- measured on: {details.get('hardware', 'unknown')}",
         "- inputs: "
         + (

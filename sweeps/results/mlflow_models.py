@@ -1,7 +1,8 @@
 """Each trial's artifact as an MLflow model: the ONNX flavour for `.onnx`, a pyfunc wrapper
-for a torch.export program (`.pt2`), each with a signature and an input example, so that
-`mlflow.pyfunc.load_model` and `mlflow models serve` run exactly the bytes that were
-measured (their sha256 is checked after logging)."""
+for a torch.export program (`.pt2`) and for OpenVINO IR (`.xml` with its `.bin`), each
+with a signature and an input example, so that `mlflow.pyfunc.load_model` and `mlflow
+models serve` run exactly the bytes that were measured (their sha256 is checked after
+logging)."""
 
 import hashlib
 import tempfile
@@ -50,6 +51,19 @@ with warnings.catch_warnings(record=True):
             with torch.inference_mode():
                 return {OUTPUT_NAME: self.module(**tensors).float().numpy()}
 
+    class OpenVinoModel(mlflow.pyfunc.PythonModel):
+        """OpenVINO IR served through pyfunc, compiled as the trials ran it (precision and
+        shape from the IR, the latency hint, one stream; OpenVINO's own thread count)."""
+
+        def load_context(self, context: Any) -> None:
+            from slimsweep.sweeps.runtimes.openvino_runtime import predictor
+
+            self.predict_arrays = predictor(Path(context.artifacts["model"]), threads=0)
+
+        def predict(self, context, model_input, params=None):
+            arrays = {name: np.asarray(v) for name, v in dict(model_input).items()}
+            return {OUTPUT_NAME: self.predict_arrays(arrays)}
+
 
 def _log_onnx(path: Path, signature: Any, example: Example) -> tuple[Any, str]:
     import onnx
@@ -83,11 +97,27 @@ def _log_program(path: Path, signature: Any, example: Example) -> tuple[Any, str
     return info, f"artifacts/{path.name}"
 
 
+def _log_openvino(path: Path, signature: Any, example: Example) -> tuple[Any, str]:
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=OpenVinoModel(),
+        artifacts={"model": str(path), "weights": str(path.with_suffix(".bin"))},
+        signature=signature,
+        input_example=example.inputs,
+        pip_requirements=[
+            f"openvino=={_version('openvino')}",
+            f"slimsweep=={_version('slimsweep')}",
+        ],
+    )
+    return info, f"artifacts/{path.name}"
+
+
 # How each kind of artifact is logged: file suffix → logger returning (model info, the
 # artifact's path inside the model).
 LOGGERS: dict[str, Callable[[Path, Any, Example], tuple[Any, str]]] = {
     ".onnx": _log_onnx,
     ".pt2": _log_program,
+    ".xml": _log_openvino,
 }
 
 
@@ -111,12 +141,17 @@ def log_trial_model(
 
 
 def model_file(client: Any, model_id: str, relative: str) -> bytes:
-    """The bytes of one file of a logged model."""
-    location = client.get_logged_model(model_id).artifact_location
+    """The blob of the artifact whose main file is `relative` inside a logged model (its
+    bytes, or its files bundled as in transit)."""
+    from slimsweep.sweeps.runtimes.artifact import artifact_files, read_artifact
+
+    location = client.get_logged_model(model_id).artifact_location.rstrip("/")
     with tempfile.TemporaryDirectory(prefix="slimsweep-model-") as scratch:
-        uri = f"{location.rstrip('/')}/{relative}"
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
-        return Path(local).read_bytes()
+        main = Path(scratch) / Path(relative).name
+        for file in artifact_files(main):
+            uri = f"{location}/{Path(relative).with_name(file.name).as_posix()}"
+            mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
+        return read_artifact(main)
 
 
 def _version(distribution: str) -> str:

@@ -65,9 +65,13 @@ class TrackingStore:
             return model_file(self.client, tags[MODEL_ID_TAG], tags[MODEL_FILE_TAG]), tags[
                 SHA256_TAG
             ]
+        from slimsweep.sweeps.runtimes.artifact import artifact_files, read_artifact
+
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
-            path = self.client.download_artifacts(run_id, name, scratch)
-            return Path(path).read_bytes(), tags[SHA256_TAG]
+            main = Path(scratch) / name
+            for file in artifact_files(main):
+                self.client.download_artifacts(run_id, file.name, scratch)
+            return read_artifact(main), tags[SHA256_TAG]
 
     def text(self, run_id: str, name: str) -> str:
         with tempfile.TemporaryDirectory(prefix="slimsweep-get-") as scratch:
@@ -196,10 +200,13 @@ class Tracker(TrackingStore):
             raise RuntimeError(f"artifact of run {run_id} changed in transit (sha256 mismatch)")
         tags = {SHA256_TAG: sha256, HARDWARE_TAG: details.get("hardware", "")}
         with tempfile.TemporaryDirectory(prefix="slimsweep-log-") as scratch:
+            from slimsweep.sweeps.runtimes.artifact import write_artifact
+
             path = Path(scratch) / artifact_name
-            path.write_bytes(artifact)
+            files = write_artifact(artifact, path)
             if example is None:
-                self.client.log_artifact(run_id, str(path))
+                for file in files:
+                    self.client.log_artifact(run_id, str(file))
             else:
                 from slimsweep.sweeps.results.mlflow_models import Example, log_trial_model
 

@@ -88,6 +88,10 @@ class Runtime(Protocol):
     def load(self, path: Path) -> Predict:
         """Run the artifact as it would be deployed: this is what accuracy and latency measure."""
 
+    def artifact_axes(self, axes: DynamicAxes) -> DynamicAxes:
+        """The input axes an artifact exported with `axes` leaves dynamic (fewer, where the
+        runtime compiles a fixed shape)."""
+
     def measured_as(self) -> dict[str, str]:
         """How its latencies are taken (execution mode, precision policy), logged with them."""
 

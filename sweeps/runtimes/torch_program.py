@@ -120,6 +120,9 @@ class TorchCpuRuntime:
         """One intra-op thread on the CPU computes on the caller's thread."""
         return self.device == "cpu" and self.config.threads == 1
 
+    def artifact_axes(self, axes: DynamicAxes) -> DynamicAxes:
+        return axes
+
     def measured_as(self) -> dict[str, str]:
         """How its latencies were taken, logged beside them."""
         inputs = "host arrays, copied in and out" if self.gpu else "host arrays"

@@ -1,6 +1,7 @@
 """One suite over every registered runtime: export, load, same outputs as torch, honest refusals."""
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_a_plan_without_a_handler_is_refused_at_export_too(
         assert (tmp_path / runtime.artifact_name).stat().st_size > 0
     else:
         assert type(plan).__name__ in reason
-        with pytest.raises(ValueError, match="no handler for"):
+        with pytest.raises(ValueError, match=re.escape(reason)):
             runtime.export(
                 model, digits_task.latency_inputs(), [], tmp_path / runtime.artifact_name
             )

@@ -1,0 +1,198 @@
+"""OpenVINO on the CPU: the artifact is OpenVINO IR (`model.xml` and its `model.bin`),
+converted from the same ONNX export as ORT's, its plans realised by NNCF and by writing the
+chosen codes into the IR (`openvino_plans.py`). It runs as it is deployed: a compiled model
+with the trial's threads, the latency hint and one stream, at the precision the artifact
+asks for (`f32` for a float model, whatever the CPU would pick by itself).
+
+`shape: static` compiles the task's latency shape into the artifact: OpenVINO then plans
+its kernels for that shape alone. A static artifact takes inputs of that shape only; larger
+batches are run in pieces, and shorter sentences padded with zeros (as a tokenizer pads),
+which is how its quality is scored too.
+"""
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimsweep.compressors.base import CompressedModel
+from slimsweep.sweeps.errors import ConfigError, require_choice
+from slimsweep.sweeps.runtimes.artifact import register_companions
+from slimsweep.sweeps.runtimes.base import RUNTIMES
+from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, export_onnx
+from slimsweep.sweeps.runtimes.openvino_plans import (
+    OPENVINO_HANDLERS,
+    PRECISION_INFO,
+    openvino_unavailable,
+)
+from slimsweep.sweeps.runtimes.shapes import DynamicAxes, dynamic_axes
+from slimsweep.sweeps.settings import RuntimeConfig
+from slimsweep.sweeps.task import Inputs, Predict
+
+SHAPES = ("dynamic", "static")
+SHAPE_INFO = ["slimsweep", "shape"]  # where the IR says which shape policy made it
+DEVICE = "CPU"
+register_companions(".xml", (".bin",))
+
+
+@dataclass
+class OpenVinoCpuConfig(RuntimeConfig):
+    shape: str = "dynamic"  # dynamic | static: the task's latency shape compiled in
+    exporter: str = "auto"  # torch → ONNX before OpenVINO converts it (see onnx_export)
+    # NNCF post-training INT8 (int8_static): the model type (`transformer` keeps attention's
+    # softmax and layer norms float, and SmoothQuant; `auto` picks it for a model with
+    # attention), and SmoothQuant's alpha for matmuls (-1: off; NNCF's default 0.95).
+    model_type: str = "auto"
+    smooth_quant_alpha: float = 0.95
+    calibration_size: int = 300  # calibration rows NNCF reads (its subset_size)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("runtime.shape", self.shape, SHAPES)
+        require_choice("runtime.exporter", self.exporter, tuple(EXPORTERS))
+        require_choice("runtime.model_type", self.model_type, ("auto", "transformer", "default"))
+        if not (self.smooth_quant_alpha == -1 or 0 <= self.smooth_quant_alpha <= 1):
+            raise ConfigError(
+                f"runtime.smooth_quant_alpha={self.smooth_quant_alpha} must be in [0, 1], "
+                "or -1 for no SmoothQuant"
+            )
+        if self.calibration_size < 1:
+            raise ConfigError(f"runtime.calibration_size={self.calibration_size} must be ≥ 1")
+
+
+@RUNTIMES.register("openvino_cpu")
+class OpenVinoCpuRuntime:
+    config_type = OpenVinoCpuConfig
+    artifact_name = "model.xml"
+    gpu = False
+    handlers = OPENVINO_HANDLERS
+
+    def __init__(self, config: OpenVinoCpuConfig) -> None:
+        self.config = config
+
+    @staticmethod
+    def unavailable() -> str | None:
+        return openvino_unavailable()
+
+    def export(
+        self,
+        model: CompressedModel,
+        example: Inputs,
+        calibration: list[Inputs],
+        path: Path,
+        axes: DynamicAxes | None = None,
+    ) -> None:
+        import openvino as ov
+
+        axes = axes or dynamic_axes(example)
+        with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
+            float_path = Path(scratch) / "float.onnx"
+            export_onnx(model.module, example, float_path, self.config.exporter, calibration, axes)
+            ov_model = ov.convert_model(str(float_path))
+        ov_model.set_rt_info("f32", PRECISION_INFO)
+        half = False
+        if model.quantization is not None:
+            realise = self.handlers.get(model.quantization)
+            ov_model, half = realise(ov_model, model.quantization, calibration, self.config)
+        if self.config.shape == "static":
+            ov_model.reshape({name: list(tensor.shape) for name, tensor in example.items()})
+        ov_model.set_rt_info(self.config.shape, SHAPE_INFO)
+        ov.save_model(ov_model, str(path), compress_to_fp16=half)
+
+    def measured_as(self) -> dict[str, str]:
+        return {
+            "device": DEVICE,
+            "hint": "LATENCY",
+            "streams": "1",
+            "threads": str(self.config.threads),
+            "shape": self.config.shape,
+            "inputs": "host arrays",
+        }
+
+    def on_calling_thread(self) -> bool:
+        """OpenVINO computes on its own thread pool, whatever the thread count."""
+        return False
+
+    def load(self, path: Path) -> Predict:
+        return predictor(path, self.config.threads)
+
+    def artifact_axes(self, axes: DynamicAxes) -> DynamicAxes:
+        """A static artifact takes the latency shape alone: no axis stays dynamic."""
+        return {} if self.config.shape == "static" else axes
+
+
+def predictor(path: Path, threads: int) -> Predict:
+    """The IR at `path` compiled as a deployment compiles it (the precision the IR asks for,
+    `threads` threads or OpenVINO's choice for 0, the latency hint, one stream), as a
+    function of named arrays; a static artifact takes any batch and shorter inputs."""
+    import openvino as ov
+
+    core = ov.Core()
+    ov_model = core.read_model(str(path))
+    compiled = core.compile_model(ov_model, DEVICE, compile_options(ov_model, threads))
+    request = compiled.create_infer_request()
+    shapes = static_shapes(compiled)
+
+    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        request.infer(inputs)
+        return request.get_output_tensor(0).data.copy()
+
+    return run if shapes is None else in_static_pieces(run, shapes)
+
+
+def compile_options(ov_model: Any, threads: int) -> dict[str, Any]:
+    """How every slimsweep OpenVINO artifact is compiled (the model card says the same)."""
+    precision = ov_model.get_rt_info(PRECISION_INFO).astype(str)
+    return {
+        **({"INFERENCE_NUM_THREADS": threads} if threads else {}),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "INFERENCE_PRECISION_HINT": precision,
+    }
+
+
+def static_shapes(compiled: Any) -> dict[str, tuple[int, ...]] | None:
+    """Each input's one shape, when the artifact was compiled for one (None: dynamic)."""
+    inputs = {port.get_any_name(): port.get_partial_shape() for port in compiled.inputs}
+    if not all(shape.is_static for shape in inputs.values()):
+        return None
+    return {name: tuple(shape.to_shape()) for name, shape in inputs.items()}
+
+
+def in_static_pieces(run: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
+    """`run` for inputs of any batch (pieces of the static batch, the last one filled with
+    its own first row) and of any length up to the static one (zeros after the end, as a
+    tokenizer pads); an input longer than the artifact's shape is refused."""
+    batch = next(iter(shapes.values()))[0]
+
+    def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        rows = next(iter(inputs.values())).shape[0]
+        padded = {name: _padded(inputs[name], shape) for name, shape in shapes.items()}
+        outputs = []
+        for start in range(0, rows, batch):
+            piece = {name: array[start : start + batch] for name, array in padded.items()}
+            short = batch - next(iter(piece.values())).shape[0]
+            if short:
+                piece = {
+                    name: np.concatenate([array, np.repeat(array[:1], short, axis=0)])
+                    for name, array in piece.items()
+                }
+            outputs.append(run(piece)[: batch - short])
+        return np.concatenate(outputs)
+
+    return predict
+
+
+def _padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if array.ndim != len(shape):
+        raise ValueError(f"an input of shape {array.shape}; the artifact takes {shape}")
+    beyond = [axis for axis in range(1, array.ndim) if array.shape[axis] > shape[axis]]
+    if beyond:
+        raise ValueError(
+            f"an input of shape {array.shape} is longer than the static artifact's {shape} "
+            f"on axis {beyond[0]}; export with runtime.shape=dynamic to take it"
+        )
+    widths = [(0, 0)] + [(0, shape[axis] - array.shape[axis]) for axis in range(1, array.ndim)]
+    return np.pad(array, widths) if any(w for _, w in widths) else array
