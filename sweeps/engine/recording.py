@@ -85,13 +85,7 @@ class Recorder:
         values = [metrics[name] for name in names]
         try:
             inputs = {  # what the artifact takes: names, dtypes, shapes (dynamic axes named)
-                name: {
-                    "dtype": str(rows.dtype),
-                    "shape": [
-                        result.input_axes.get(name, {}).get(axis, size)
-                        for axis, size in enumerate(rows.shape)
-                    ],
-                }
+                name: {"dtype": str(rows.dtype), "shape": result.input_shapes.get(name, [])}
                 for name, rows in result.example_inputs.items()
             }
             details = {

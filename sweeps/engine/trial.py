@@ -56,7 +56,8 @@ class TrialResult:
     example_outputs: Any = None
     splits: list[SplitSummary] = field(default_factory=list)  # the data it was judged on
     warnings: list[str] = field(default_factory=list)  # what it did that the user should hear
-    input_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic in the artifact
+    # what the artifact takes: per input, each axis's name where it is dynamic, else its size
+    input_shapes: dict[str, list[int | str]] = field(default_factory=dict)
     measured_as: dict[str, str] = field(default_factory=dict)  # the runtime's mode, precision...
     nodes: dict[str, str] = field(default_factory=dict)  # phase → the Ray node it ran on
     stopped_early: str | None = None  # why fine-tuning stopped the trial (recorded PRUNED)
@@ -295,6 +296,15 @@ def _flops(module: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> float:
     return float(counter.get_total_flops())
 
 
+def _input_shapes(
+    inputs: dict[str, Any], axes: dict[str, dict[int, str]]
+) -> dict[str, list[int | str]]:
+    return {
+        name: [axes.get(name, {}).get(axis, size) for axis, size in enumerate(rows.shape)]
+        for name, rows in inputs.items()
+    }
+
+
 def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
     from slimsweep.sweeps.engine.bench import time_paired
     from slimsweep.sweeps.task import evaluate_all
@@ -312,6 +322,7 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
             path = Path(scratch) / runtime.artifact_name
             write_artifact(compressed.artifact, path)
             predict = runtime.load(path)
+            measured_as = runtime.measured_as(path)
             scores = evaluate_all(task, predict, prepared.data.eval)
             example = {name: rows[:2] for name, rows in worker.latency_inputs.items()}
             example_outputs = predict(example)
@@ -346,7 +357,7 @@ def _measure(request: MeasureRequest, worker: Worker) -> TrialResult:
         example_outputs=example_outputs,
         splits=prepared.splits,
         warnings=list(dict.fromkeys([*compressed.warnings, *raised])),
-        input_axes=runtime.artifact_axes(worker.axes),
-        measured_as=runtime.measured_as(),
+        input_shapes=_input_shapes(worker.latency_inputs, runtime.artifact_axes(worker.axes)),
+        measured_as=measured_as,
         nodes={"compress": compressed.node, "measure": node},
     )

@@ -56,9 +56,9 @@ with warnings.catch_warnings(record=True):
         shape from the IR, the latency hint, one stream; OpenVINO's own thread count)."""
 
         def load_context(self, context: Any) -> None:
-            from slimsweep.sweeps.runtimes.openvino_runtime import predictor
+            from slimsweep.sweeps.runtimes.openvino_runtime import CompiledIR
 
-            self.predict_arrays = predictor(Path(context.artifacts["model"]), threads=0)
+            self.predict_arrays = CompiledIR(Path(context.artifacts["model"]), threads=0)
 
         def predict(self, context, model_input, params=None):
             arrays = {name: np.asarray(v) for name, v in dict(model_input).items()}

@@ -92,8 +92,9 @@ class Runtime(Protocol):
         """The input axes an artifact exported with `axes` leaves dynamic (fewer, where the
         runtime compiles a fixed shape)."""
 
-    def measured_as(self) -> dict[str, str]:
-        """How its latencies are taken (execution mode, precision policy), logged with them."""
+    def measured_as(self, path: Path) -> dict[str, str]:
+        """How the artifact at `path` is run and its latencies taken (execution mode,
+        precision policy), logged with them and written on its model card."""
 
     def on_calling_thread(self) -> bool:
         """Whether a loaded artifact computes on the thread that calls it (then that thread's

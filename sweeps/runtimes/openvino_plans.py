@@ -183,7 +183,7 @@ def _constant_matmuls(model: Any) -> list[tuple[Any, torch.Tensor]]:
         if data.dtype != np.float32:
             continue
         transposed = bool(op.get_attributes()["transpose_b"])
-        found.append((op, torch.from_numpy(np.ascontiguousarray(data if transposed else data.T))))
+        found.append((op, torch.from_numpy((data if transposed else data.T).copy())))
     return found
 
 

@@ -101,12 +101,15 @@ class OpenVinoCpuRuntime:
         ov_model.set_rt_info(self.config.shape, SHAPE_INFO)
         ov.save_model(ov_model, str(path), compress_to_fp16=half)
 
-    def measured_as(self) -> dict[str, str]:
+    def measured_as(self, path: Path) -> dict[str, str]:
+        """OpenVINO's compile options as the trial used them (a deployment must pass the
+        same: the CPU plugin would otherwise pick its own precision, bf16 on some CPUs)."""
+        import openvino as ov
+
+        options = compile_options(ov.Core().read_model(str(path)), self.config.threads)
         return {
             "device": DEVICE,
-            "hint": "LATENCY",
-            "streams": "1",
-            "threads": str(self.config.threads),
+            **{key: str(value) for key, value in options.items()},
             "shape": self.config.shape,
             "inputs": "host arrays",
         }
@@ -116,30 +119,34 @@ class OpenVinoCpuRuntime:
         return False
 
     def load(self, path: Path) -> Predict:
-        return predictor(path, self.config.threads)
+        return CompiledIR(path, self.config.threads)
 
     def artifact_axes(self, axes: DynamicAxes) -> DynamicAxes:
         """A static artifact takes the latency shape alone: no axis stays dynamic."""
         return {} if self.config.shape == "static" else axes
 
 
-def predictor(path: Path, threads: int) -> Predict:
+class CompiledIR:
     """The IR at `path` compiled as a deployment compiles it (the precision the IR asks for,
-    `threads` threads or OpenVINO's choice for 0, the latency hint, one stream), as a
-    function of named arrays; a static artifact takes any batch and shorter inputs."""
-    import openvino as ov
+    `threads` threads or OpenVINO's choice for 0, the latency hint, one stream), called with
+    named arrays; a static artifact takes any batch and shorter inputs."""
 
-    core = ov.Core()
-    ov_model = core.read_model(str(path))
-    compiled = core.compile_model(ov_model, DEVICE, compile_options(ov_model, threads))
-    request = compiled.create_infer_request()
-    shapes = static_shapes(compiled)
+    def __init__(self, path: Path, threads: int) -> None:
+        import openvino as ov
 
-    def run(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        request.infer(inputs)
-        return request.get_output_tensor(0).data.copy()
+        core = ov.Core()
+        ov_model = core.read_model(str(path))
+        self.compiled = core.compile_model(ov_model, DEVICE, compile_options(ov_model, threads))
+        self._request = self.compiled.create_infer_request()
+        shapes = static_shapes(self.compiled)
+        self._predict = self._run if shapes is None else in_static_pieces(self._run, shapes)
 
-    return run if shapes is None else in_static_pieces(run, shapes)
+    def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        self._request.infer(inputs)
+        return self._request.get_output_tensor(0).data.copy()
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return self._predict(inputs)
 
 
 def compile_options(ov_model: Any, threads: int) -> dict[str, Any]:

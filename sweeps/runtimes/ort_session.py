@@ -77,7 +77,7 @@ class OrtCpuRuntime:
     def artifact_axes(self, axes: DynamicAxes) -> DynamicAxes:
         return axes
 
-    def measured_as(self) -> dict[str, str]:
+    def measured_as(self, path: Path) -> dict[str, str]:
         return {"provider": self.provider, "inputs": "host arrays"}
 
     def on_calling_thread(self) -> bool:

@@ -123,7 +123,7 @@ class TorchCpuRuntime:
     def artifact_axes(self, axes: DynamicAxes) -> DynamicAxes:
         return axes
 
-    def measured_as(self) -> dict[str, str]:
+    def measured_as(self, path: Path) -> dict[str, str]:
         """How its latencies were taken, logged beside them."""
         inputs = "host arrays, copied in and out" if self.gpu else "host arrays"
         return {"mode": self.config.mode, "inputs": inputs}
@@ -182,8 +182,8 @@ class TorchCudaRuntime(TorchCpuRuntime):
             return "torch_cuda needs a CUDA GPU; torch.cuda.is_available() is False here"
         return None
 
-    def measured_as(self) -> dict[str, str]:
-        return {**super().measured_as(), "tf32": "on" if self.config.tf32 else "off"}
+    def measured_as(self, path: Path) -> dict[str, str]:
+        return {**super().measured_as(path), "tf32": "on" if self.config.tf32 else "off"}
 
     @contextlib.contextmanager
     def precision(self) -> Iterator[None]:

@@ -62,7 +62,7 @@ def test_tf32_is_off_unless_asked_and_changes_fp32_results(
         outputs[tf32] = runtime.load(tmp_path / f"{tf32}.pt2")(
             {k: v.numpy() for k, v in example.items()}
         )
-        assert runtime.measured_as()["tf32"] == ("on" if tf32 else "off")
+        assert runtime.measured_as(Path("model.pt2"))["tf32"] == ("on" if tf32 else "off")
     with torch.no_grad():
         expected = trained_digits(**example).numpy()
     _close(outputs[False], expected, None)

@@ -68,4 +68,4 @@ def test_a_minilm_architecture_trial_runs_on_the_gpu(tmp_path) -> None:
     result = _trial(task, "torch_cuda", recipe, tmp_path, mode="compile")
     assert 0.5 < result.metrics["cosine"] <= 1.0
     assert np.isfinite(result.example_outputs).all()
-    assert result.input_axes["input_ids"] == {0: "batch", 1: "sequence"}
+    assert result.input_shapes["input_ids"] == ["batch", "sequence"]

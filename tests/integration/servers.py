@@ -2,6 +2,7 @@
 (a throwaway cluster made with initdb) and `mlflow server` behind MLflow's basic-auth app.
 Missing PostgreSQL skips outside CI and fails in it (`make test` installs it as root)."""
 
+import json
 import os
 import shutil
 import signal
@@ -10,9 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -24,6 +27,51 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_for(url: str, server: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} never answered"
+            assert server.poll() is None, "the server exited early"
+            time.sleep(1)
+
+
+def served_predictions(model_uri: str, tracking_uri: str, inputs: dict[str, Any]) -> Any:
+    """What `mlflow models serve` answers for `inputs`, the model loaded from the store."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        # as in an activated venv: the server starts the venv's own uvicorn
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "mlflow", "models", "serve"),
+            *("-m", model_uri, "--env-manager", "local"),
+            *("-h", "127.0.0.1", "-p", str(port)),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/ping", server)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": inputs}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def _postgres_bin() -> Path | None:

@@ -3,10 +3,8 @@ on the front in MLflow's own UI (rendered in headless Chromium), optuna-dashboar
 study, and a registered champion is served by `mlflow models serve`."""
 
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +17,11 @@ import onnxruntime
 import optuna
 import pytest
 
-from tests.integration.servers import interruptible
+from tests.integration.servers import free_port, interruptible, served_predictions, wait_for
 
 pytestmark = pytest.mark.integration
 
 SWEEP = "browse"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _cli(*args: str, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
@@ -45,18 +37,6 @@ def _experiments(port: int) -> list[str]:
     url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=10"
     with urllib.request.urlopen(url, timeout=5) as response:
         return [e["name"] for e in json.load(response)["experiments"]]
-
-
-def _wait_for(url: str, server: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return
-        except OSError:
-            assert time.monotonic() < deadline, f"{url} never answered"
-            assert server.poll() is None, "the server exited early"
-            time.sleep(1)
 
 
 def _table(page: str) -> dict[str, dict[str, str]]:
@@ -77,10 +57,10 @@ def _table(page: str) -> dict[str, dict[str, str]]:
 def test_ui_serves_the_mlflow_store_and_stops_on_interrupt(tmp_path: Path) -> None:
     mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").create_experiment("my-sweep")
     optuna.create_study(study_name="my-sweep", storage=f"sqlite:///{tmp_path}/optuna.db")
-    port = _free_port()
+    port = free_port()
     ui = _cli("ui", f"sweep.dir={tmp_path}", "--port", str(port), background=True)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/health", ui)
+        wait_for(f"http://127.0.0.1:{port}/health", ui)
         assert "my-sweep" in _experiments(port)
     finally:
         ui.send_signal(signal.SIGINT)
@@ -129,16 +109,16 @@ def test_links_land_on_the_answer_and_the_champion_is_served(
     # `slimsweep pareto` prints the links under its table
     assert "viewStateShareKey=slimsweep-runs" in _cli("pareto", SWEEP, where).stdout
 
-    port = _free_port()
+    port = free_port()
     ui = _cli("ui", f"sweep.dir={tmp_path}", "--port", str(port), background=True)
     try:
-        _wait_for(f"http://127.0.0.1:{port}/health", ui)
+        wait_for(f"http://127.0.0.1:{port}/health", ui)
         lines = [ui.stdout.readline().strip() for _ in range(6)]
         links = dict(re.findall(r"^(trials|front):\s+(\S+)$", "\n".join(lines), re.M))
         trials = _table(browser.dom(links["trials"], width=2600, wait_ms=20_000))
         shown_front = _table(browser.dom(links["front"], width=2600, wait_ms=20_000))
         dashboard = next(line for line in lines if line.startswith(f"{SWEEP}: http"))
-        _wait_for(dashboard.split(": ", 1)[1], ui)
+        wait_for(dashboard.split(": ", 1)[1], ui)
         study_page = browser.dom(dashboard.split(": ", 1)[1], wait_ms=15_000)
     finally:
         ui.send_signal(signal.SIGINT)
@@ -160,33 +140,7 @@ def test_links_land_on_the_answer_and_the_champion_is_served(
     expected = onnxruntime.InferenceSession(str(deploy / "model.onnx")).run(
         None, {"pixels": pixels}
     )
-    serve_port = _free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-        # as in an activated venv: the server starts the venv's own uvicorn
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "mlflow", "models", "serve"),
-            *("-m", f"models:/{SWEEP}@champion", "--env-manager", "local"),
-            *("-h", "127.0.0.1", "-p", str(serve_port)),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    predictions = served_predictions(
+        f"models:/{SWEEP}@champion", f"sqlite:///{tmp_path}/mlflow.db", {"pixels": pixels.tolist()}
     )
-    try:
-        _wait_for(f"http://127.0.0.1:{serve_port}/ping", server)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{serve_port}/invocations",
-            data=json.dumps({"inputs": {"pixels": pixels.tolist()}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            predictions = json.load(response)["predictions"]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     np.testing.assert_allclose(np.array(predictions["output"]), expected[0], rtol=1e-6, atol=1e-6)

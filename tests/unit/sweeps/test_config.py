@@ -60,7 +60,10 @@ def test_overrides_reach_the_settings() -> None:
             "direction='down' is not allowed; choose one of 'maximize', 'minimize'",
         ),
         ("runtime.latency.repeats=0", "runtime.latency.repeats=0 must be at least 1"),
-        ("runtime.name=tensorrt", "unknown runtime 'tensorrt'; registered: openvino_cpu, ort_cpu, ort_cuda"),
+        (
+            "runtime.name=tensorrt",
+            "unknown runtime 'tensorrt'; registered: openvino_cpu, ort_cpu, ort_cuda",
+        ),
         (
             "runtime.exporter=jit",
             "runtime.exporter='jit' is not allowed; choose one of 'dynamo', 'torchscript', 'auto'",

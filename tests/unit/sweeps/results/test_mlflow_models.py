@@ -9,6 +9,8 @@ import pytest
 
 from slimsweep.compressors import CompressedModel, HalfPlan, WeightOnlyPlan
 from slimsweep.sweeps.results.tracking import Tracker
+from slimsweep.sweeps.runtimes.artifact import read_artifact
+from slimsweep.sweeps.runtimes.openvino_runtime import OpenVinoCpuConfig, OpenVinoCpuRuntime
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
 from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRuntime
 
@@ -20,6 +22,11 @@ from slimsweep.sweeps.runtimes.torch_program import TorchCpuConfig, TorchCpuRunt
         (TorchCpuRuntime(TorchCpuConfig(name="torch_cpu")), None),
         (TorchCpuRuntime(TorchCpuConfig(name="torch_cpu")), HalfPlan("bf16")),
         (TorchCpuRuntime(TorchCpuConfig(name="torch_cpu")), WeightOnlyPlan(group_size=32)),
+        (OpenVinoCpuRuntime(OpenVinoCpuConfig(name="openvino_cpu")), None),
+        (
+            OpenVinoCpuRuntime(OpenVinoCpuConfig(name="openvino_cpu", shape="static")),
+            WeightOnlyPlan(group_size=32),
+        ),
     ],
 )
 def test_pyfunc_loads_the_measured_artifact_and_answers_like_it(
@@ -32,7 +39,7 @@ def test_pyfunc_loads_the_measured_artifact_and_answers_like_it(
     example = ({"pixels": pixels[:2]}, predict({"pixels": pixels[:2]}))
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "artifacts"), "logged")
     run_id = tracker.start_trial(0, {}, "recipe", {})
-    content = path.read_bytes()
+    content = read_artifact(path)
     sha256 = hashlib.sha256(content).hexdigest()
     tracker.finish_trial(run_id, {"size_bytes": 1.0}, path.name, content, sha256, {}, example)
 
