@@ -143,9 +143,16 @@ def compose(overrides: list[str], runtime_choices: bool = True) -> dict[str, Any
         # with the settings the space gives them
         others = [o for o in overrides if not o.lstrip("+~").startswith("runtime")]
         settings = spec.get("settings") or {}
+        own = resolved["runtime"].get("name")
+        if own in settings and own in choices:
+            raise ConfigError(
+                f"space.runtime.settings.{own}: {own} is the sweep's runtime (runtime=), whose "
+                f"keys are runtime.* overrides; give settings to a labelled choice "
+                f"({own}:<label>) instead"
+            )
         resolved[RUNTIME_CHOICES] = {
             name: copy.deepcopy(resolved["runtime"])
-            if name == resolved["runtime"].get("name") and name not in settings
+            if name == own
             else _composed_runtime(others, str(name), settings.get(name) or {})
             for name in choices
         }
@@ -196,7 +203,7 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
     runtime = runtime_config(resolved["runtime"])
     space = parse_space(resolved["space"], stage_configs, tuple(RUNTIMES.names()), runtime.name)
     runtimes = {
-        name: runtime_config(node) for name, node in resolved.get(RUNTIME_CHOICES, {}).items()
+        name: _choice_config(name, node) for name, node in resolved.get(RUNTIME_CHOICES, {}).items()
     }
     _check_runtime_choices(runtime, runtimes)
     _check_queued_runtimes(space)
@@ -239,6 +246,16 @@ def settings_from(resolved: dict[str, Any]) -> Settings:
         resolved=resolved,
         runtimes=runtimes,
     )
+
+
+def _choice_config(choice: str, node: dict[str, Any]) -> RuntimeConfig:
+    """A runtime choice's config, typed; a refusal names the choice it belongs to."""
+    from slimsweep.sweeps.runtimes import runtime_config
+
+    try:
+        return runtime_config(node)
+    except ConfigError as error:
+        raise ConfigError(f"space.runtime.choices: {choice}: {error}") from None
 
 
 def _local_gpus() -> int:

@@ -242,11 +242,13 @@ def _parse_runtime(spec: Any, runtimes: tuple[str, ...]) -> Param | None:
             )
     if len(set(choices)) != len(choices):
         raise ConfigError("space.runtime.choices must not repeat a runtime")
+    # settings of a choice an override left out stay unused; a label of no runtime is a typo
     settings = spec.get("settings") or {}
-    if not isinstance(settings, Mapping) or set(settings) - set(choices):
+    unknown = [label for label in settings if runtime_name(str(label)) not in runtimes]
+    if not isinstance(settings, Mapping) or unknown:
         raise ConfigError(
-            f"space.runtime.settings names {sorted(set(settings) - set(choices))}; it may "
-            f"give settings to the choices {list(choices)} only"
+            f"space.runtime.settings: {unknown or settings!r} names no registered runtime "
+            f"({', '.join(runtimes)}); label a choice `<runtime>{VARIANT}<label>`"
         )
     return Param(RUNTIME_PARAM, RUNTIME_PARAM, choices=tuple(choices))
 

@@ -11,9 +11,11 @@ calibration inputs: other values, another batch size), and exports with dynamo o
 All write the same input names and one output, so every quantizer downstream reads either.
 """
 
+import contextlib
 import logging
+import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,22 @@ def export_onnx(
     axes: DynamicAxes | None = None,
 ) -> None:
     EXPORTERS[how](module.eval(), example, path, check, axes or dynamic_axes(example))
+
+
+@contextlib.contextmanager
+def float_onnx(
+    module: torch.nn.Module,
+    example: Inputs,
+    how: str,
+    check: Sequence[Inputs],
+    axes: DynamicAxes | None = None,
+) -> Iterator[Path]:
+    """The module's float ONNX export in a scratch folder, removed once the caller is done:
+    what each runtime that starts from ONNX quantizes or converts."""
+    with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
+        path = Path(scratch) / "float.onnx"
+        export_onnx(module, example, path, how, check, axes)
+        yield path
 
 
 def _signature(example: Inputs) -> dict[str, Any]:

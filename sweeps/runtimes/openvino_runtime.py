@@ -10,7 +10,6 @@ batches are run in pieces, and shorter sentences padded with zeros (as a tokeniz
 which is how its quality is scored too.
 """
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from slimsweep.compressors.base import CompressedModel
 from slimsweep.sweeps.errors import ConfigError, require_choice
 from slimsweep.sweeps.runtimes.artifact import register_companions
 from slimsweep.sweeps.runtimes.base import RUNTIMES
-from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, export_onnx
+from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, float_onnx
 from slimsweep.sweeps.runtimes.openvino_plans import (
     OPENVINO_HANDLERS,
     PRECISION_INFO,
@@ -87,10 +86,8 @@ class OpenVinoCpuRuntime:
         import openvino as ov
 
         axes = axes or dynamic_axes(example)
-        with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
-            float_path = Path(scratch) / "float.onnx"
-            export_onnx(model.module, example, float_path, self.config.exporter, calibration, axes)
-            ov_model = ov.convert_model(str(float_path))
+        with float_onnx(model.module, example, self.config.exporter, calibration, axes) as onnx:
+            ov_model = ov.convert_model(str(onnx))
         ov_model.set_rt_info("f32", PRECISION_INFO)
         half = False
         if model.quantization is not None:

@@ -1,7 +1,6 @@
 """ONNX Runtime on the CPU or CUDA execution provider: the artifact is one .onnx file."""
 
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import onnx
 from slimsweep.compressors.base import CompressedModel
 from slimsweep.sweeps.errors import require_choice
 from slimsweep.sweeps.runtimes.base import RUNTIMES
-from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, OUTPUT_NAME, export_onnx
+from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, OUTPUT_NAME, float_onnx
 from slimsweep.sweeps.runtimes.onnx_storage import store_compact
 from slimsweep.sweeps.runtimes.ort_quantize import ORT_HANDLERS
 from slimsweep.sweeps.runtimes.shapes import DynamicAxes, dynamic_axes
@@ -61,9 +60,8 @@ class OrtCpuRuntime:
         axes: DynamicAxes | None = None,
     ) -> None:
         axes = axes or dynamic_axes(example)
-        with tempfile.TemporaryDirectory(prefix="slimsweep-export-") as scratch:
-            float_path = Path(scratch) / "float.onnx"
-            export_onnx(model.module, example, float_path, self.config.exporter, calibration, axes)
+        exported = float_onnx(model.module, example, self.config.exporter, calibration, axes)
+        with exported as float_path:
             if model.quantization is None:
                 shutil.copyfile(float_path, path)
             else:

@@ -218,7 +218,7 @@ def test_a_shipped_spaces_draws_are_all_valid_architectures() -> None:
         ),
         (
             ["space=digits_nas", "space.runtime.choices=[ort_cpu,tflite]"],
-            "space.runtime.choices: tflite: .*Available options in 'runtime': ort_cpu",
+            "space.runtime.choices: tflite: .*Available options in 'runtime': openvino_cpu ort_cpu",
         ),
     ],
 )

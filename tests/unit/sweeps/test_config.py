@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,44 @@ def test_a_trial_on_a_chosen_runtime_is_paired_with_the_sweep_runtimes_baseline(
     assert on_torch.runtime.name == "torch_cpu"
     assert on_torch.paired_with == settings.runtime and on_torch.paired_with.name == "ort_cpu"
     assert settings.trial_spec(spec, {"runtime": "ort_cpu"}) == spec
+
+
+def test_a_runtime_choice_carries_its_own_settings_into_its_trials() -> None:
+    """`openvino_cpu:static` is OpenVINO with the space's settings for that label: its
+    trials export and run with them, and are still paired with the sweep runtime."""
+    settings = load_settings(["space=digits_nas"])
+    spec = settings.worker_spec()
+    static = settings.trial_spec(spec, {"runtime": "openvino_cpu:static"})
+    assert static.runtime.name == "openvino_cpu" and static.runtime.shape == "static"
+    dynamic = settings.trial_spec(spec, {"runtime": "openvino_cpu"})
+    assert dynamic.runtime.shape == "dynamic"
+    assert static.paired_with == settings.runtime
+    compiled = load_settings(
+        ["space=digits_nas", "+space.runtime.settings.torch_cpu={mode: compile}"]
+    )
+    assert compiled.trial_spec(spec, {"runtime": "torch_cpu"}).runtime.mode == "compile"
+    # a label without settings is the runtime as its config group composes it
+    bare = load_settings(["space=digits_nas", "space.runtime.choices=[ort_cpu,openvino_cpu:x]"])
+    assert bare.runtimes["openvino_cpu:x"].shape == "dynamic"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "+space.runtime.settings.openvino_cpu={shape: wobbly}",
+            "space.runtime.choices: openvino_cpu: runtime.shape='wobbly' is not allowed",
+        ),
+        (
+            "+space.runtime.settings.ort_cpu={exporter: dynamo}",
+            "ort_cpu is the sweep's runtime (runtime=), whose keys are runtime.* overrides",
+        ),
+        (
+            "+space.runtime.settings.tensorrt={mode: compile}",
+            "space.runtime.settings: ['tensorrt'] names no registered runtime",
+        ),
+    ],
+)
+def test_wrong_runtime_settings_are_refused_naming_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(["space=digits_nas", override])
