@@ -4,9 +4,12 @@ The grid is the one ONNX Runtime's MatMulNBits dequantizes, w ≈ (code - zero) 
 whatever rounds a weight here (plain rounding, GPTQ, AWQ, QAT) is exactly what runs.
 """
 
+import warnings
+
 import torch
 
 from slimsweep.compressors.plans import GroupQuantized, WeightOnlyPlan, weight_key
+from slimsweep.sweeps.errors import SlimsweepWarning
 
 
 def group_grid(
@@ -41,6 +44,20 @@ def fake_quantize(
 ) -> torch.Tensor:
     """The weight as its grid gives it back (same shape), for measuring rounding error."""
     return round_to_nearest(weight, bits, group_size, symmetric).dequantize(weight.shape[1])
+
+
+def warn_if_padded(width: int, group_size: int) -> None:
+    """Say what a matmul input that does not fill whole groups costs: its packed weight
+    carries the padding."""
+    padding = -width % group_size
+    if padding:
+        warnings.warn(
+            SlimsweepWarning(
+                f"a {width}-wide matmul input pads to {width + padding} for groups of "
+                f"{group_size}: {padding / (width + padding):.0%} of its packed weight is padding"
+            ),
+            stacklevel=3,
+        )
 
 
 def pad_to_groups(weight: torch.Tensor, group_size: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 SECTIONS = ("sweep", "search", "cluster", "tracking", "runtime", "task", "space", "plugins")
 # Filled by `compose`, not written by users: each runtime a space's `runtime` choice lists,
-# composed as `runtime=<name>` would compose it.
+# composed as `runtime=<name>` would compose it, with the settings the space gives it.
 RUNTIME_CHOICES = "runtime_choices"
 
 
@@ -143,6 +143,10 @@ def compose(overrides: list[str], runtime_choices: bool = True) -> dict[str, Any
         # with the settings the space gives them
         others = [o for o in overrides if not o.lstrip("+~").startswith("runtime")]
         settings = spec.get("settings") or {}
+        if not isinstance(settings, dict):
+            raise ConfigError(
+                f"space.runtime.settings must map a choice to its runtime keys; got {settings!r}"
+            )
         own = resolved["runtime"].get("name")
         if own in settings and own in choices:
             raise ConfigError(
@@ -164,9 +168,12 @@ def _composed_runtime(
 ) -> dict[str, Any]:
     from slimsweep.sweeps.space import runtime_name
 
+    where = f"space.runtime.settings.{choice}"
     if not isinstance(settings, dict):
-        raise ConfigError(f"space.runtime.settings.{choice} must be a mapping of runtime keys")
-    own = [f"runtime.{key}={_override_value(value)}" for key, value in settings.items()]
+        raise ConfigError(f"{where} must map runtime keys to values; got {settings!r}")
+    if "name" in settings:
+        raise ConfigError(f"{where}.name: a choice's runtime is its label's ({choice})")
+    own = [f"runtime.{key}={_override_value(value)}" for key, value in _dotted(settings)]
     try:
         composed = compose(
             [*overrides, f"runtime={runtime_name(choice)}", *own], runtime_choices=False
@@ -174,6 +181,17 @@ def _composed_runtime(
     except ConfigError as error:
         raise ConfigError(f"space.runtime.choices: {choice}: {error}") from None
     return composed["runtime"]
+
+
+def _dotted(settings: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested settings as dotted keys (`latency: {repeats: 5}` → `latency.repeats`)."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            pairs += _dotted(value, f"{prefix}{key}.")
+        else:
+            pairs.append((f"{prefix}{key}", value))
+    return pairs
 
 
 def _override_value(value: Any) -> str:
@@ -292,7 +310,7 @@ def _check_runtime_realises(space: Space, runtimes: list[RuntimeConfig]) -> None
     runtime can run, when changing it would do."""
     from slimsweep.compressors import STAGES
 
-    names = ", ".join(r.name for r in runtimes)
+    names = ", ".join(dict.fromkeys(r.name for r in runtimes))
     who = f"runtime {names} cannot" if len(runtimes) == 1 else f"none of the runtimes {names} can"
     for slot in space.slots:
         for name in slot.stage.candidates():

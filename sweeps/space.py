@@ -244,10 +244,14 @@ def _parse_runtime(spec: Any, runtimes: tuple[str, ...]) -> Param | None:
         raise ConfigError("space.runtime.choices must not repeat a runtime")
     # settings of a choice an override left out stay unused; a label of no runtime is a typo
     settings = spec.get("settings") or {}
-    unknown = [label for label in settings if runtime_name(str(label)) not in runtimes]
-    if not isinstance(settings, Mapping) or unknown:
+    if not isinstance(settings, Mapping):
         raise ConfigError(
-            f"space.runtime.settings: {unknown or settings!r} names no registered runtime "
+            f"space.runtime.settings must map a choice to its runtime keys; got {settings!r}"
+        )
+    unknown = [label for label in settings if runtime_name(str(label)) not in runtimes]
+    if unknown:
+        raise ConfigError(
+            f"space.runtime.settings: {unknown} names no registered runtime "
             f"({', '.join(runtimes)}); label a choice `<runtime>{VARIANT}<label>`"
         )
     return Param(RUNTIME_PARAM, RUNTIME_PARAM, choices=tuple(choices))

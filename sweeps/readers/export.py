@@ -29,15 +29,15 @@ def export_trial(
     config = store.text(row.run_id, CONFIG_FILE)
     details = json.loads(store.text(row.run_id, DETAILS_FILE))
     recipe = {"recipe": row.recipe, "params": row.params}
-    card = _card(results, row, sha256, details, yaml.safe_load(config))
-    files = {
-        "recipe.yaml": yaml.safe_dump(recipe, sort_keys=False).encode(),
-        CONFIG_FILE: config.encode(),
-        "MODEL_CARD.md": card.encode(),
-    }
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target) as staging:  # all files appear, or none
         artifact = write_artifact(content, Path(staging) / row.artifact)
+        card = _card(results, row, sha256, details, yaml.safe_load(config), artifact)
+        files = {
+            "recipe.yaml": yaml.safe_dump(recipe, sort_keys=False).encode(),
+            CONFIG_FILE: config.encode(),
+            "MODEL_CARD.md": card.encode(),
+        }
         for file_name, data in files.items():
             (Path(staging) / file_name).write_bytes(data)
         names = [*(file.name for file in artifact), *files]
@@ -67,7 +67,25 @@ def _latency_source(results: SweepResults, row: TrialRow) -> str:
     )
 
 
-def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, config: dict) -> str:
+def _artifact_line(row: TrialRow, sha256: str, files: list[Path]) -> str:
+    """The artifact's sha256, as recorded; for several files, each file's too (the
+    recorded one is of them bundled, as they travel)."""
+    if len(files) == 1:
+        return f"- artifact: `{row.artifact}`, sha256 `{sha256}`"
+    each = ", ".join(
+        f"`{file.name}` sha256 `{hashlib.sha256(file.read_bytes()).hexdigest()}`" for file in files
+    )
+    return f"- artifact: {each} (bundled as measured: sha256 `{sha256}`)"
+
+
+def _card(
+    results: SweepResults,
+    row: TrialRow,
+    sha256: str,
+    details: dict,
+    config: dict,
+    files: list[Path],
+) -> str:
     on_front = results.on_front(row.trial)
     # the runtime the space chose for this trial, as composed; else the sweep's
     runtime = config.get(RUNTIME_CHOICES, {}).get(row.runtime, config["runtime"])
@@ -75,7 +93,7 @@ def _card(results: SweepResults, row: TrialRow, sha256: str, details: dict, conf
         f"# {results.name} / trial {row.trial}",
         "",
         f"- recipe: {row.recipe}",
-        f"- artifact: `{row.artifact}`, sha256 `{sha256}`",
+        _artifact_line(row, sha256, files),
         f"- runtime: {runtime['name']} ({runtime.get('threads')} threads"
         + (f", {runtime['mode']}" if "mode" in runtime else "")
         + ")",

@@ -19,15 +19,10 @@ def register_companions(suffix: str, companions: tuple[str, ...]) -> None:
     COMPANIONS[suffix] = companions
 
 
-def companions(suffix: str) -> tuple[str, ...]:
-    import slimsweep.sweeps.runtimes  # noqa: F401  (each runtime registers its own, on import)
-
-    return COMPANIONS.get(suffix, ())
-
-
 def artifact_files(path: Path) -> list[Path]:
-    """The files of the artifact whose main file is `path`, main file first."""
-    return [path, *(path.with_suffix(s) for s in companions(path.suffix))]
+    """The files of the artifact whose main file is `path`, main file first (this package's
+    import registered every runtime's companions)."""
+    return [path, *(path.with_suffix(s) for s in COMPANIONS.get(path.suffix, ()))]
 
 
 def artifact_size(path: Path) -> int:
@@ -41,7 +36,7 @@ def read_artifact(path: Path) -> bytes:
     if len(files) == 1:
         return path.read_bytes()
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as bundle:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as bundle:
         for file in files:
             info = tarfile.TarInfo(file.name)  # no times, owners or modes: reproducible
             info.size = file.stat().st_size
@@ -70,11 +65,3 @@ def write_artifact(blob: bytes, path: Path) -> list[Path]:
             assert extracted is not None  # a regular file, checked above
             file.write_bytes(extracted.read())
     return files
-
-
-def blob_size(name: str, blob: bytes) -> int:
-    """The reported size of an artifact named `name` carried as `blob`."""
-    if not companions(Path(name).suffix):
-        return len(blob)
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as bundle:
-        return sum(member.size for member in bundle.getmembers())

@@ -9,17 +9,14 @@ rounded to nearest here. An embedding table is grouped along its rows' features 
 4-bit in memory: ORT dequantizes only the rows a batch gathers.
 """
 
-import warnings
-
 import numpy as np
 import onnx
 import torch
 from onnx import helper, numpy_helper
 
-from slimsweep.compressors.grouped import codes_for, round_to_nearest
+from slimsweep.compressors.grouped import codes_for, round_to_nearest, warn_if_padded
 from slimsweep.compressors.plans import WeightOnlyPlan
 from slimsweep.kernels.packing import pack_int4, pack_nibbles
-from slimsweep.sweeps.errors import SlimsweepWarning
 from slimsweep.sweeps.runtimes.onnx_rewrite import gemm_to_matmul, replace_nodes
 
 CONTAINER_BITS = 4  # MatMulNBits' CPU kernel; a 3-bit grid is stored in 4-bit codes
@@ -30,15 +27,7 @@ _NONE = onnx.TensorProto()  # stands for "not a constant": it has no dims
 def matmul_nbits(plan: WeightOnlyPlan, node: onnx.NodeProto, weight: np.ndarray) -> tuple:
     """The MatMulNBits node and its initializers replacing MatMul(A, weight [K, N])."""
     k, n = weight.shape
-    padding = -k % plan.group_size
-    if padding:
-        warnings.warn(
-            SlimsweepWarning(
-                f"a {k}-wide matmul input pads to {k + padding} for groups of "
-                f"{plan.group_size}: {padding / (k + padding):.0%} of its packed weight is padding"
-            ),
-            stacklevel=2,
-        )
+    warn_if_padded(k, plan.group_size)
     float_weight = torch.from_numpy(np.ascontiguousarray(weight.T))
     packed = pack_int4(codes_for(plan, float_weight, f"{node.op_type} {node.name!r}"), k)
     name = node.input[1]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from slimsweep.compressors.grouped import codes_for, round_to_nearest
+from slimsweep.compressors.grouped import codes_for, round_to_nearest, warn_if_padded
 from slimsweep.compressors.plans import (
     GroupQuantized,
     HalfPlan,
@@ -69,10 +69,10 @@ def _half_limits(plan: HalfPlan) -> str | None:
 
 @OPENVINO_HANDLERS.register(HalfPlan, _half_limits)
 def _half(model: Any, plan: HalfPlan, calibration: list[Inputs], config: Any) -> tuple[Any, bool]:
-    """Weights stored in fp16; inference in the plan's type where the CPU has it (fp16 on a
-    CPU without it computes in f32 from the fp16 weights, as ONNX Runtime does)."""
-    native = plan.dtype == "bf16" or "FP16" in cpu_capabilities()
-    model.set_rt_info(_INFERENCE_TYPES[plan.dtype] if native else "f32", PRECISION_INFO)
+    """Weights stored in fp16, inference asked in the plan's type (resolved where the IR is
+    compiled: fp16 on a CPU without it computes in f32 from the fp16 weights, as ONNX
+    Runtime does)."""
+    model.set_rt_info(_INFERENCE_TYPES[plan.dtype], PRECISION_INFO)
     return model, True
 
 
@@ -143,6 +143,7 @@ def _weight_only(
     model: Any, plan: WeightOnlyPlan, calibration: list[Inputs], config: Any
 ) -> tuple[Any, bool]:
     for op, weight in _constant_matmuls(model):
+        warn_if_padded(weight.shape[1], plan.group_size)
         codes = codes_for(plan, weight, f"MatMul {op.get_friendly_name()!r}")
         _replace_matmul(op, _grouped_weight(codes, weight.shape))
     if plan.embeddings:

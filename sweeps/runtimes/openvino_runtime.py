@@ -2,12 +2,12 @@
 converted from the same ONNX export as ORT's, its plans realised by NNCF and by writing the
 chosen codes into the IR (`openvino_plans.py`). It runs as it is deployed: a compiled model
 with the trial's threads, the latency hint and one stream, at the precision the artifact
-asks for (`f32` for a float model, whatever the CPU would pick by itself).
+asks for (`f32` for a float model, not whatever the CPU would pick by itself).
 
 `shape: static` compiles the task's latency shape into the artifact: OpenVINO then plans
-its kernels for that shape alone. A static artifact takes inputs of that shape only; larger
-batches are run in pieces, and shorter sentences padded with zeros (as a tokenizer pads),
-which is how its quality is scored too.
+its kernels for that shape alone. A static artifact takes that shape only; its runner feeds
+larger batches in pieces and pads shorter sentences (the task's declared axes) with zeros,
+as a tokenizer pads, which is how its quality is scored too.
 """
 
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS, float_onnx
 from slimsweep.sweeps.runtimes.openvino_plans import (
     OPENVINO_HANDLERS,
     PRECISION_INFO,
+    cpu_capabilities,
     openvino_unavailable,
 )
 from slimsweep.sweeps.runtimes.shapes import DynamicAxes, dynamic_axes
@@ -31,7 +32,7 @@ from slimsweep.sweeps.settings import RuntimeConfig
 from slimsweep.sweeps.task import Inputs, Predict
 
 SHAPES = ("dynamic", "static")
-SHAPE_INFO = ["slimsweep", "shape"]  # where the IR says which shape policy made it
+PADDED_INFO = ["slimsweep", "padded_axes"]  # a static IR's declared axes: `name:axis;...`
 DEVICE = "CPU"
 register_companions(".xml", (".bin",))
 
@@ -94,8 +95,9 @@ class OpenVinoCpuRuntime:
             realise = self.handlers.get(model.quantization)
             ov_model, half = realise(ov_model, model.quantization, calibration, self.config)
         if self.config.shape == "static":
-            ov_model.reshape({name: list(tensor.shape) for name, tensor in example.items()})
-        ov_model.set_rt_info(self.config.shape, SHAPE_INFO)
+            names = [port.get_any_name() for port in ov_model.inputs]
+            ov_model.reshape({name: list(example[name].shape) for name in names})
+            ov_model.set_rt_info(_recorded_axes(axes), PADDED_INFO)
         ov.save_model(ov_model, str(path), compress_to_fp16=half)
 
     def measured_as(self, path: Path) -> dict[str, str]:
@@ -126,29 +128,42 @@ class OpenVinoCpuRuntime:
 class CompiledIR:
     """The IR at `path` compiled as a deployment compiles it (the precision the IR asks for,
     `threads` threads or OpenVINO's choice for 0, the latency hint, one stream), called with
-    named arrays; a static artifact takes any batch and shorter inputs."""
+    named arrays. A static artifact takes any batch (run in pieces of its own) and, on the
+    axes the task declared dynamic, anything up to its length (padded with zeros, as a
+    tokenizer pads); any other shape is refused."""
 
     def __init__(self, path: Path, threads: int) -> None:
         import openvino as ov
 
         core = ov.Core()
         ov_model = core.read_model(str(path))
-        self.compiled = core.compile_model(ov_model, DEVICE, compile_options(ov_model, threads))
+        self.options = compile_options(ov_model, threads)
+        self.compiled = core.compile_model(ov_model, DEVICE, self.options)
         self._request = self.compiled.create_infer_request()
-        shapes = static_shapes(self.compiled)
-        self._predict = self._run if shapes is None else in_static_pieces(self._run, shapes)
+        self._shapes = static_shapes(self.compiled)
+        self._padded_axes = padded_axes(ov_model)
 
     def _run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         self._request.infer(inputs)
         return self._request.get_output_tensor(0).data.copy()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self._predict(inputs)
+        if self._shapes is None:
+            return self._run(inputs)
+        shaped = {
+            name: _padded(inputs[name], shape, self._padded_axes.get(name, ()))
+            for name, shape in self._shapes.items()
+        }
+        return in_pieces(self._run, shaped, next(iter(self._shapes.values()))[0])
 
 
 def compile_options(ov_model: Any, threads: int) -> dict[str, Any]:
-    """How every slimsweep OpenVINO artifact is compiled (the model card says the same)."""
+    """How every slimsweep OpenVINO artifact is compiled (its model card says the same): the
+    inference precision the IR asks for, resolved on this machine (f16 where this CPU
+    lacks it is inferred in f32 from the fp16 weights)."""
     precision = ov_model.get_rt_info(PRECISION_INFO).astype(str)
+    if precision == "f16" and "FP16" not in cpu_capabilities():
+        precision = "f32"
     return {
         **({"INFERENCE_NUM_THREADS": threads} if threads else {}),
         "PERFORMANCE_HINT": "LATENCY",
@@ -165,38 +180,52 @@ def static_shapes(compiled: Any) -> dict[str, tuple[int, ...]] | None:
     return {name: tuple(shape.to_shape()) for name, shape in inputs.items()}
 
 
-def in_static_pieces(run: Any, shapes: dict[str, tuple[int, ...]]) -> Any:
-    """`run` for inputs of any batch (pieces of the static batch, the last one filled with
-    its own first row) and of any length up to the static one (zeros after the end, as a
-    tokenizer pads); an input longer than the artifact's shape is refused."""
-    batch = next(iter(shapes.values()))[0]
-
-    def predict(inputs: dict[str, np.ndarray]) -> np.ndarray:
-        rows = next(iter(inputs.values())).shape[0]
-        padded = {name: _padded(inputs[name], shape) for name, shape in shapes.items()}
-        outputs = []
-        for start in range(0, rows, batch):
-            piece = {name: array[start : start + batch] for name, array in padded.items()}
-            short = batch - next(iter(piece.values())).shape[0]
-            if short:
-                piece = {
-                    name: np.concatenate([array, np.repeat(array[:1], short, axis=0)])
-                    for name, array in piece.items()
-                }
-            outputs.append(run(piece)[: batch - short])
-        return np.concatenate(outputs)
-
-    return predict
+def padded_axes(ov_model: Any) -> dict[str, tuple[int, ...]]:
+    """The axes besides the batch that the task declared dynamic, as a static IR records
+    them: there a shorter input is padded."""
+    if not ov_model.has_rt_info(PADDED_INFO):
+        return {}
+    recorded = ov_model.get_rt_info(PADDED_INFO).astype(str)
+    axes: dict[str, tuple[int, ...]] = {}
+    for entry in filter(None, recorded.split(";")):
+        name, axis = entry.rsplit(":", 1)
+        axes[name] = (*axes.get(name, ()), int(axis))
+    return axes
 
 
-def _padded(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    if array.ndim != len(shape):
+def _recorded_axes(axes: DynamicAxes) -> str:
+    return ";".join(f"{name}:{axis}" for name, named in axes.items() for axis in named if axis)
+
+
+def in_pieces(run: Any, inputs: dict[str, np.ndarray], batch: int) -> np.ndarray:
+    """`run` over inputs of any number of rows, in pieces of the static `batch` (the last
+    one filled with copies of its first row, whose outputs are dropped)."""
+    rows = next(iter(inputs.values())).shape[0]
+    outputs = []
+    for start in range(0, rows, batch):
+        piece = {name: array[start : start + batch] for name, array in inputs.items()}
+        short = batch - next(iter(piece.values())).shape[0]
+        if short:
+            piece = {
+                name: np.concatenate([array, np.repeat(array[:1], short, axis=0)])
+                for name, array in piece.items()
+            }
+        outputs.append(run(piece)[: batch - short])
+    return np.concatenate(outputs)
+
+
+def _padded(array: np.ndarray, shape: tuple[int, ...], padded: tuple[int, ...]) -> np.ndarray:
+    """`array` at the static shape on every axis but the batch: zeros after the end of
+    the `padded` axes; any other difference is refused, naming the axis."""
+    if array.ndim != len(shape) or array.shape[0] == 0:
         raise ValueError(f"an input of shape {array.shape}; the artifact takes {shape}")
-    beyond = [axis for axis in range(1, array.ndim) if array.shape[axis] > shape[axis]]
-    if beyond:
-        raise ValueError(
-            f"an input of shape {array.shape} is longer than the static artifact's {shape} "
-            f"on axis {beyond[0]}; export with runtime.shape=dynamic to take it"
-        )
-    widths = [(0, 0)] + [(0, shape[axis] - array.shape[axis]) for axis in range(1, array.ndim)]
+    widths = [(0, 0)]
+    for axis in range(1, array.ndim):
+        short = shape[axis] - array.shape[axis]
+        if short < 0 or (short and axis not in padded):
+            raise ValueError(
+                f"an input of shape {array.shape} does not fit the static artifact's {shape} "
+                f"on axis {axis}; export with runtime.shape=dynamic to take it"
+            )
+        widths.append((0, short))
     return np.pad(array, widths) if any(w for _, w in widths) else array

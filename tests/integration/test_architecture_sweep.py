@@ -4,6 +4,7 @@ before anything runs, the front lists each row's runtime, MLflow records each st
 architecture, its knobs and FLOPs, and an OpenVINO artifact exported from it runs in a fresh
 process and is served by `mlflow models serve`."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -138,6 +139,8 @@ def _check_openvino_export(workdir: Path, run, pixels) -> None:
     assert files == ["MODEL_CARD.md", "config.yaml", "model.bin", "model.xml", "recipe.yaml"]
     size = (out / "model.xml").stat().st_size + (out / "model.bin").stat().st_size
     assert run.data.metrics["size_bytes"] == size
+    weights_sha = hashlib.sha256((out / "model.bin").read_bytes()).hexdigest()
+    assert f"`model.bin` sha256 `{weights_sha}`" in (out / "MODEL_CARD.md").read_text()
     card = (out / "MODEL_CARD.md").read_text()
     assert "- runtime: openvino_cpu" in card and "shape=static" in card
     # fp16 weights, computed in fp16 where the CPU can
@@ -177,3 +180,13 @@ def _check_openvino_export(workdir: Path, run, pixels) -> None:
         {"pixels": pixels.tolist()},
     )
     np.testing.assert_allclose(np.array(served["output"]), expected, rtol=1e-5, atol=1e-5)
+
+    # weights changed in the store after the trial measured them: refused, nothing written
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlflow.db")
+    model = client.get_logged_model(run.data.tags["slimsweep.model_id"])
+    weights = Path(model.artifact_location.removeprefix("file://")) / "artifacts" / "model.bin"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    again = workdir / "tampered"
+    refused = slimsweep("export", "joint", number, f"sweep.dir={workdir}", "--to", str(again))
+    assert refused.returncode == 2 and "it was changed; refusing it" in refused.stderr
+    assert not again.exists()

@@ -243,6 +243,10 @@ def test_a_runtime_choice_carries_its_own_settings_into_its_trials() -> None:
         ["space=digits_nas", "+space.runtime.settings.torch_cpu={mode: compile}"]
     )
     assert compiled.trial_spec(spec, {"runtime": "torch_cpu"}).runtime.mode == "compile"
+    nested = load_settings(
+        ["space=digits_nas", "+space.runtime.settings.openvino_cpu={latency: {repeats: 7}}"]
+    )
+    assert nested.runtimes["openvino_cpu"].latency.repeats == 7
     # a label without settings is the runtime as its config group composes it
     bare = load_settings(["space=digits_nas", "space.runtime.choices=[ort_cpu,openvino_cpu:x]"])
     assert bare.runtimes["openvino_cpu:x"].shape == "dynamic"
@@ -260,11 +264,22 @@ def test_a_runtime_choice_carries_its_own_settings_into_its_trials() -> None:
             "ort_cpu is the sweep's runtime (runtime=), whose keys are runtime.* overrides",
         ),
         (
+            "+space.runtime.settings.openvino_cpu={name: ort_cpu}",
+            "space.runtime.settings.openvino_cpu.name: a choice's runtime is its label's",
+        ),
+        (
+            ["~space.runtime.settings", "+space.runtime.settings=[shape]"],
+            "space.runtime.settings must map a choice to its runtime keys",
+        ),
+        (
             "+space.runtime.settings.tensorrt={mode: compile}",
             "space.runtime.settings: ['tensorrt'] names no registered runtime",
         ),
     ],
 )
-def test_wrong_runtime_settings_are_refused_naming_the_key(override: str, message: str) -> None:
+def test_wrong_runtime_settings_are_refused_naming_the_key(
+    override: str | list[str], message: str
+) -> None:
+    overrides = override if isinstance(override, list) else [override]
     with pytest.raises(ConfigError, match=re.escape(message)):
-        load_settings(["space=digits_nas", override])
+        load_settings(["space=digits_nas", *overrides])

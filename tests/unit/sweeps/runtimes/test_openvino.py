@@ -23,7 +23,7 @@ from slimsweep.compressors.plans import (  # noqa: E402
 from slimsweep.kernels.packing import unpack_nibbles  # noqa: E402
 from slimsweep.sweeps.engine.trial import TrialRequest, run_trial  # noqa: E402
 from slimsweep.sweeps.engine.worker import WorkerSpec  # noqa: E402
-from slimsweep.sweeps.runtimes import openvino_plans  # noqa: E402
+from slimsweep.sweeps.runtimes import openvino_plans, openvino_runtime  # noqa: E402
 from slimsweep.sweeps.runtimes.artifact import (  # noqa: E402
     artifact_size,
     read_artifact,
@@ -32,6 +32,7 @@ from slimsweep.sweeps.runtimes.artifact import (  # noqa: E402
 from slimsweep.sweeps.runtimes.openvino_runtime import (  # noqa: E402
     OpenVinoCpuConfig,
     OpenVinoCpuRuntime,
+    compile_options,
 )
 from slimsweep.sweeps.settings import LatencySettings  # noqa: E402
 from slimsweep.sweeps.space import RecipeStep  # noqa: E402
@@ -108,8 +109,9 @@ def test_a_static_artifact_takes_one_shape_and_scores_as_the_dynamic_one(
             {} if shape == "static" else {"pixels": {0: "batch"}}
         )
     np.testing.assert_allclose(outputs["static"], outputs["dynamic"], atol=1e-5, rtol=1e-5)
-    with pytest.raises(ValueError, match="runtime.shape=dynamic"):
-        compiled({"pixels": np.zeros((1, 1, 9, 8), np.float32)})
+    for other in ((1, 1, 9, 8), (1, 1, 7, 8)):  # no axis but the batch is declared dynamic
+        with pytest.raises(ValueError, match="runtime.shape=dynamic"):
+            compiled({"pixels": np.zeros(other, np.float32)})
 
 
 @pytest.mark.parametrize("stage", ["gptq", "awq"])
@@ -229,15 +231,26 @@ def test_each_refusal_names_the_key_to_change(plan, key) -> None:
     assert reason is not None and key in reason
 
 
-def test_bf16_is_refused_on_a_cpu_without_it_and_fp16_falls_back_to_f32(monkeypatch) -> None:
-    """The CPU's capabilities are the hardware's answer; here a CPU without BF16 or FP16."""
+def test_bf16_is_refused_on_a_cpu_without_it_and_fp16_runs_as_the_loading_cpu_can(
+    monkeypatch, trained_digits, tmp_path
+) -> None:
+    """The CPU's capabilities are the hardware's answer, asked where the IR is compiled."""
+    import openvino as ov
+
+    path = tmp_path / "model.xml"
+    half = CompressedModel(trained_digits, HalfPlan("fp16"))
+    _runtime().export(half, {"pixels": torch.zeros(32, 1, 8, 8)}, [], path)
+    ir = ov.Core().read_model(str(path))
+    for capabilities, precision in ((("FP32", "INT8"), "f32"), (("FP32", "FP16"), "f16")):
+        monkeypatch.setattr(openvino_runtime, "cpu_capabilities", lambda c=capabilities: c)
+        assert compile_options(ir, 1)["INFERENCE_PRECISION_HINT"] == precision
     monkeypatch.setattr(openvino_plans, "cpu_capabilities", lambda: ("FP32", "INT8"))
     reason = _runtime().handlers.refusal(HalfPlan("bf16"))
     assert reason is not None and "choose fp16" in reason
     assert _runtime().handlers.refusal(HalfPlan("fp16")) is None
 
 
-def test_a_blob_round_trips_and_refuses_a_stray_file(tmp_path) -> None:
+def test_a_blob_round_trips_and_refuses_one_without_its_files(tmp_path) -> None:
     main = tmp_path / "a" / "model.xml"
     main.parent.mkdir()
     main.write_bytes(b"<net/>")

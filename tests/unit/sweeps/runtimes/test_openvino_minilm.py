@@ -38,8 +38,8 @@ def teacher(task: MiniLMTask) -> torch.nn.Module:
     return task.build_model()
 
 
-def _export(task, data, teacher, plan, folder) -> OpenVinoCpuRuntime:
-    runtime = OpenVinoCpuRuntime(OpenVinoCpuConfig(name="openvino_cpu", threads=2))
+def _export(task, data, teacher, plan, folder, shape: str = "dynamic") -> OpenVinoCpuRuntime:
+    runtime = OpenVinoCpuRuntime(OpenVinoCpuConfig(name="openvino_cpu", threads=2, shape=shape))
     example = task.latency_inputs()
     calibration = [inputs for inputs, _ in data.calibration]
     path = folder / runtime.artifact_name
@@ -65,3 +65,16 @@ def test_nncf_int8_keeps_the_fidelity_on_both_corpora(task, data, teacher, tmp_p
     predict = _export(task, data, teacher, Int8Plan(True, False, "minmax"), tmp_path)
     scores = evaluate_all(task, predict, data.eval)
     assert scores["cosine"] >= INT8_FIDELITY and scores["cosine_manual"] >= INT8_FIDELITY, scores
+
+
+def test_a_static_ir_pads_shorter_sentences_and_scores_as_the_dynamic_one(
+    task, data, teacher, tmp_path
+) -> None:
+    """Compiled for 1 × 128 tokens, it takes a batch of 12-token sentences as a tokenizer
+    would pad them, and embeds them as torch does."""
+    predict = _export(task, data, teacher, None, tmp_path, shape="static")
+    rows = {k: v[:7, :12] for k, v in data.eval[0][0].items()}
+    with torch.no_grad():
+        expected = teacher(**rows).numpy()
+    got = predict({k: v.numpy() for k, v in rows.items()})
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
