@@ -5,6 +5,7 @@ configured, and each refusal names what to change."""
 
 import copy
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,16 @@ def test_a_blob_round_trips_and_refuses_one_without_its_files(tmp_path) -> None:
     assert again.with_suffix(".bin").read_bytes() == b"\0" * 10
     with pytest.raises(ValueError, match=re.escape("expected the files")):
         write_artifact(read_artifact(tmp_path / "b" / "model.xml")[:512] + b"\0" * 1024, again)
+
+
+def test_a_machine_without_openvino_is_refused_before_launch(monkeypatch) -> None:
+    from slimsweep.sweeps.config import load_settings
+    from slimsweep.sweeps.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` fails, as uninstalled
+    openvino_plans.openvino_unavailable.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="runtime=openvino_cpu cannot run here: the "):
+            load_settings(["space=digits_nas"])
+    finally:
+        openvino_plans.openvino_unavailable.cache_clear()
