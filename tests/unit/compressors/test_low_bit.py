@@ -18,6 +18,7 @@ from slimsweep.compressors.grouped import fake_quantize, round_to_nearest
 from slimsweep.kernels.packing import pack_nibbles, unpack_nibbles
 from slimsweep.sweeps.runtimes.onnx_export import EXPORTERS
 from slimsweep.sweeps.runtimes.ort_session import OrtCpuConfig, OrtCpuRuntime
+from tests.grids import assert_carries_exactly
 
 
 def _ort(exporter: str = "torchscript") -> OrtCpuRuntime:
@@ -104,18 +105,7 @@ def test_the_artifact_packs_exactly_the_codes_the_stage_chose(
     assert isinstance(plan, WeightOnlyPlan) and len(plan.codes) == 2
     _ort(exporter).export(out, {"pixels": eval_pixels[:32]}, [], tmp_path / "m.onnx")
     packed = _packed_grids(tmp_path / "m.onnx")
-    assert len(packed) == len(plan.codes)
-    for chosen in plan.codes.values():
-        expected = (chosen.codes.numpy(), chosen.scales.numpy(), chosen.zeros.numpy())
-        matches = [
-            grid
-            for grid in packed
-            if all(
-                a.shape == b.shape and np.array_equal(a, b)
-                for a, b in zip(grid, expected, strict=True)
-            )
-        ]
-        assert len(matches) == 1  # bit for bit: codes, float scales, zero points
+    assert_carries_exactly(packed, plan)
 
     # A weight changed after the stage ran has lost its codes: refused, not rounded again.
     with torch.no_grad():

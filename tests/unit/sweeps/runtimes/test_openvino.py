@@ -38,6 +38,7 @@ from slimsweep.sweeps.runtimes.openvino_runtime import (  # noqa: E402
 from slimsweep.sweeps.settings import LatencySettings  # noqa: E402
 from slimsweep.sweeps.space import RecipeStep  # noqa: E402
 from tests.conftest import DIGITS_CONFIG  # noqa: E402
+from tests.grids import assert_carries_exactly  # noqa: E402
 
 
 def _runtime(**settings) -> OpenVinoCpuRuntime:
@@ -126,18 +127,7 @@ def test_the_ir_holds_exactly_the_codes_the_stage_chose(
     path = tmp_path / "model.xml"
     _runtime().export(out, {"pixels": torch.zeros(32, 1, 8, 8)}, [], path)
     grids = _grids(path)
-    assert len(grids) == len(plan.codes)
-    for chosen in plan.codes.values():
-        expected = (chosen.codes.numpy(), chosen.scales.numpy(), chosen.zeros.numpy())
-        matches = [
-            grid
-            for grid in grids
-            if all(
-                a.shape == b.shape and np.array_equal(a, b)
-                for a, b in zip(grid, expected, strict=True)
-            )
-        ]
-        assert len(matches) == 1  # bit for bit: codes, float32 scales, zero points
+    assert_carries_exactly(grids, plan)
     # and the compiled IR computes with exactly those weights (to OpenVINO's int8 activations)
     pixels = _pixels(digits_data, 64)
     with torch.no_grad():
